@@ -1,0 +1,247 @@
+/* The public obm_* functions: argument checks, errno, overflow, and routing
+ * between obm's pools (1..512 bytes, alignment <= 16) and the backing
+ * allocator (everything else). Semantics follow glibc; README.md lists them.
+ *
+ * Each function is defined once under its internal name (obmi_*), which
+ * override.c maps the drop-in symbols onto, and exported as obm_* by alias.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define EXPORT_AS(internal, public)                                                                \
+    __typeof__(internal) public __attribute__((alias(#internal), visibility("default")))
+
+/* ---- small blocks ---- */
+
+static inline void *small_malloc(unsigned c)
+{
+    obmi_lock();
+    void *p = obmi_heap_malloc_small(&obmi_main_heap, c);
+    obmi_unlock();
+    return p;
+}
+
+/* p lies in an obm arena: it must be the start of a block in service. */
+static inline obmi_pool *small_pool_checked(const void *p, const char *func)
+{
+    obmi_pool *pool = obmi_pool_of(p);
+    if (OBMI_UNLIKELY(!obmi_pool_is_block_start(pool, p)))
+        obmi_fatal_ptr(func, "invalid pointer", p);
+    return pool;
+}
+
+static inline void small_free(void *p, const char *func)
+{
+    obmi_lock();
+    obmi_pool *pool = small_pool_checked(p, func);
+    obmi_heap_free_small(pool->heap, pool, p);
+    obmi_unlock();
+}
+
+static size_t small_usable_size(const void *p, const char *func)
+{
+    obmi_lock();
+    obmi_pool *pool = small_pool_checked(p, func);
+    size_t n = obmi_classes[pool->szidx].size;
+    obmi_unlock();
+    return n;
+}
+
+static void *enomem(void)
+{
+    errno = ENOMEM;
+    return NULL;
+}
+
+static inline bool is_power_of_two(size_t x)
+{
+    return x != 0 && (x & (x - 1)) == 0;
+}
+
+/* ---- malloc family ---- */
+
+void *obmi_malloc(size_t size)
+{
+    if (OBMI_LIKELY(size - 1 < OBMI_SMALL_MAX))
+        return small_malloc(obmi_size_class(size));
+    if (size == 0)
+        return small_malloc(0); /* a unique 16-byte block */
+    if (size > PTRDIFF_MAX)
+        return enomem();
+    return obmi_backing_malloc(size);
+}
+
+void obmi_free(void *p)
+{
+    if (OBMI_LIKELY(obmi_arena_map_lookup(p) != NULL)) {
+        small_free(p, "free");
+        return;
+    }
+    if (p != NULL) {
+        int saved = errno;
+        obmi_backing_free(p);
+        errno = saved;
+    }
+}
+
+void *obmi_calloc(size_t count, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n) || n > PTRDIFF_MAX)
+        return enomem();
+    if (n > OBMI_SMALL_MAX)
+        return obmi_backing_calloc(count, size);
+    unsigned c = n == 0 ? 0 : obmi_size_class(n);
+    void *p = small_malloc(c);
+    if (p != NULL)
+        memset(p, 0, obmi_class_size(c)); /* recycled blocks hold old data */
+    return p;
+}
+
+void *obmi_realloc(void *p, size_t size)
+{
+    if (p == NULL)
+        return obmi_malloc(size);
+    if (size == 0) {
+        obmi_free(p); /* glibc: realloc(p, 0) frees and returns NULL */
+        return NULL;
+    }
+    if (size > PTRDIFF_MAX)
+        return enomem();
+
+    size_t old;
+    bool ours = obmi_arena_map_lookup(p) != NULL;
+    if (ours) {
+        old = small_usable_size(p, "realloc");
+        /* Stay when the block still fits and shrinking would save less
+         * than a quarter of it (a same-class shrink saves nothing). */
+        if (size <= old && (old - size < old / 4 || obmi_class_size(obmi_size_class(size)) == old))
+            return p;
+    } else {
+        if (size > OBMI_SMALL_MAX)
+            return obmi_backing_realloc(p, size); /* glibc grows or shrinks in place */
+        old = obmi_backing_usable_size(p);
+        if (size <= old && old - size < old / 4)
+            return p;
+    }
+    void *q = obmi_malloc(size);
+    if (q == NULL)
+        return NULL; /* p is untouched and still valid */
+    memcpy(q, p, old < size ? old : size);
+    if (ours)
+        small_free(p, "realloc");
+    else
+        obmi_backing_free(p);
+    return q;
+}
+
+void *obmi_reallocarray(void *p, size_t count, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n))
+        return enomem();
+    return obmi_realloc(p, n);
+}
+
+size_t obmi_usable_size(const void *p)
+{
+    if (obmi_arena_map_lookup(p) != NULL)
+        return small_usable_size(p, "malloc_usable_size");
+    if (p == NULL)
+        return 0;
+    return obmi_backing_usable_size((void *)p);
+}
+
+OBMI_EXPORT int obm_owns(const void *p)
+{
+    return obmi_arena_map_lookup(p) != NULL;
+}
+
+void obmi_free_sized(void *p, size_t size)
+{
+    (void)size;
+    obmi_free(p);
+}
+
+void obmi_free_aligned_sized(void *p, size_t alignment, size_t size)
+{
+    (void)alignment;
+    (void)size;
+    obmi_free(p);
+}
+
+/* ---- aligned allocation ---- */
+
+/* alignment is a power of two no larger than PTRDIFF_MAX + 1. */
+static void *aligned_malloc(size_t alignment, size_t size)
+{
+    if (alignment <= OBMI_ALIGNMENT)
+        return obmi_malloc(size); /* every obm block is 16-aligned */
+    if (alignment > PTRDIFF_MAX || size > PTRDIFF_MAX - alignment)
+        return enomem();
+    return obmi_backing_memalign(alignment, size);
+}
+
+int obmi_posix_memalign(void **memptr, size_t alignment, size_t size)
+{
+    if (!is_power_of_two(alignment) || alignment % sizeof(void *) != 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = aligned_malloc(alignment, size);
+    errno = saved;
+    if (p == NULL)
+        return ENOMEM;
+    *memptr = p;
+    return 0;
+}
+
+void *obmi_aligned_alloc(size_t alignment, size_t size)
+{
+    if (!is_power_of_two(alignment) || alignment > PTRDIFF_MAX) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return aligned_malloc(alignment, size);
+}
+
+/* glibc's memalign: an alignment that is not a power of two is rounded up
+ * to the next one; one too large to round is EINVAL. */
+void *obmi_memalign(size_t alignment, size_t size)
+{
+    if (alignment > PTRDIFF_MAX) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!is_power_of_two(alignment))
+        alignment = alignment <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzl(alignment - 1));
+    return aligned_malloc(alignment, size);
+}
+
+void *obmi_valloc(size_t size)
+{
+    return obmi_memalign(obmi_os_page_size(), size);
+}
+
+/* pvalloc rounds the size up to whole pages (at least one). */
+void *obmi_pvalloc(size_t size)
+{
+    size_t page = obmi_os_page_size();
+    if (size > PTRDIFF_MAX - page)
+        return enomem();
+    size_t rounded = size == 0 ? page : (size + page - 1) & ~(page - 1);
+    return obmi_memalign(page, rounded);
+}
+
+/* ---- the exported names ---- */
+
+EXPORT_AS(obmi_malloc, obm_malloc);
+EXPORT_AS(obmi_calloc, obm_calloc);
+EXPORT_AS(obmi_realloc, obm_realloc);
+EXPORT_AS(obmi_reallocarray, obm_reallocarray);
+EXPORT_AS(obmi_free, obm_free);
+EXPORT_AS(obmi_posix_memalign, obm_posix_memalign);
+EXPORT_AS(obmi_aligned_alloc, obm_aligned_alloc);
+EXPORT_AS(obmi_memalign, obm_memalign);
+EXPORT_AS(obmi_usable_size, obm_usable_size);

@@ -1,0 +1,282 @@
+/* Arenas: mapping, the fullest-first `usable` list, free pools, and release.
+ *
+ * Invariants (checked by obmi_arenas_check):
+ *  - `usable` holds exactly the arenas with nfreepools >= 1, sorted by
+ *    nfreepools ascending; new pools come from its head, the fullest arena,
+ *    so lightly used arenas drain and can be unmapped.
+ *  - nfp2lasta[n] is the last arena in `usable` with nfreepools == n, or
+ *    NULL; with it one pool moving in or out re-sorts in O(1).
+ *  - at most one arena has all 64 pools free (the spare, at the tail).
+ * A new arena is mapped only when `usable` is empty.
+ * The caller holds the lock that guards the manager.
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+/* ---- arena objects: mmap'd slabs, recycled, never unmapped ---- */
+
+#define ARENA_OBJECT_SLAB 65536
+
+static obmi_arena *arena_objects_free;
+static uint64_t arena_serial;
+
+static obmi_arena *arena_object_new(void)
+{
+    if (arena_objects_free == NULL) {
+        obmi_arena *slab = obmi_os_map(ARENA_OBJECT_SLAB);
+        if (slab == NULL)
+            return NULL;
+        size_t n = ARENA_OBJECT_SLAB / sizeof(obmi_arena);
+        for (size_t i = 0; i < n; i++) {
+            slab[i].nextarena = arena_objects_free;
+            arena_objects_free = &slab[i];
+        }
+    }
+    obmi_arena *ao = arena_objects_free;
+    arena_objects_free = ao->nextarena;
+    *ao = (obmi_arena){.base = 0};
+    return ao;
+}
+
+static void arena_object_free(obmi_arena *ao)
+{
+    *ao = (obmi_arena){.nextarena = arena_objects_free};
+    arena_objects_free = ao;
+}
+
+void obmi_arenas_init(obmi_arenas *arenas)
+{
+    *arenas = (obmi_arenas){.usable = NULL};
+}
+
+/* ---- the usable list ---- */
+
+/* Remove ao from `usable`, keeping nfp2lasta right. */
+static void arena_unlink_usable(obmi_arenas *arenas, obmi_arena *ao)
+{
+    uint32_t nf = ao->nfreepools;
+    obmi_arena *prev = ao->prevarena;
+    if (arenas->nfp2lasta[nf] == ao)
+        arenas->nfp2lasta[nf] = (prev != NULL && prev->nfreepools == nf) ? prev : NULL;
+    if (prev != NULL)
+        prev->nextarena = ao->nextarena;
+    else
+        arenas->usable = ao->nextarena;
+    if (ao->nextarena != NULL)
+        ao->nextarena->prevarena = prev;
+    ao->nextarena = ao->prevarena = NULL;
+}
+
+static void arena_link_after(obmi_arenas *arenas, obmi_arena *ao, obmi_arena *after)
+{
+    ao->prevarena = after;
+    ao->nextarena = after != NULL ? after->nextarena : arenas->usable;
+    if (ao->nextarena != NULL)
+        ao->nextarena->prevarena = ao;
+    if (after != NULL)
+        after->nextarena = ao;
+    else
+        arenas->usable = ao;
+}
+
+/* ---- transitions ---- */
+
+/* Map a fresh arena; `usable` is empty, so it becomes the whole list. */
+static obmi_arena *arena_new(obmi_arenas *arenas)
+{
+    OBMI_ASSERT(arenas->usable == NULL);
+    void *base = obmi_os_map_aligned(OBMI_ARENA_SIZE, OBMI_ARENA_SIZE);
+    if (base == NULL)
+        return NULL;
+    obmi_arena *ao = arena_object_new();
+    if (ao == NULL || obmi_arena_map_set((uintptr_t)base, ao) != 0) {
+        if (ao != NULL)
+            arena_object_free(ao);
+        obmi_os_unmap(base, OBMI_ARENA_SIZE);
+        errno = ENOMEM;
+        return NULL;
+    }
+    ao->base = (uintptr_t)base;
+    ao->nfreepools = OBMI_POOLS_PER_ARENA;
+    ao->nfresh = 0;
+    ao->owner = arenas;
+    ao->serial = ++arena_serial;
+    ao->allnext = arenas->all;
+    if (arenas->all != NULL)
+        arenas->all->allprev = ao;
+    arenas->all = ao;
+    arena_link_after(arenas, ao, NULL);
+    arenas->nfp2lasta[OBMI_POOLS_PER_ARENA] = ao;
+    arenas->narenas_current++;
+    arenas->narenas_allocated_total++;
+    if (arenas->narenas_current > arenas->narenas_highwater)
+        arenas->narenas_highwater = arenas->narenas_current;
+    return ao;
+}
+
+/* An arena whose pools are all free, and not the spare: unmap it. */
+static void arena_empty_to_released(obmi_arenas *arenas, obmi_arena *ao)
+{
+    if (ao->allprev != NULL)
+        ao->allprev->allnext = ao->allnext;
+    else
+        arenas->all = ao->allnext;
+    if (ao->allnext != NULL)
+        ao->allnext->allprev = ao->allprev;
+    obmi_arena_map_clear(ao->base);
+    obmi_os_unmap((void *)ao->base, OBMI_ARENA_SIZE);
+    arena_object_free(ao);
+    arenas->narenas_current--;
+    arenas->narenas_released_total++;
+}
+
+obmi_pool *obmi_arenas_take_pool(obmi_arenas *arenas)
+{
+    obmi_arena *ao = arenas->usable;
+    if (ao == NULL) {
+        ao = arena_new(arenas);
+        if (ao == NULL)
+            return NULL;
+    }
+    obmi_pool *pool;
+    if (ao->freepools != NULL) {
+        pool = ao->freepools;
+        ao->freepools = pool->nextpool;
+    } else {
+        OBMI_ASSERT(ao->nfresh < OBMI_POOLS_PER_ARENA);
+        pool = (obmi_pool *)(ao->base + (uintptr_t)ao->nfresh * OBMI_POOL_SIZE);
+        ao->nfresh++;
+    }
+    pool->arena = ao;
+
+    /* ao is the head, so it has the fewest free pools: it stays the head
+     * with one fewer, and no other arena shares its new count. */
+    uint32_t nf = ao->nfreepools;
+    if (arenas->nfp2lasta[nf] == ao)
+        arenas->nfp2lasta[nf] = NULL;
+    ao->nfreepools = nf - 1;
+    if (nf - 1 == 0) {
+        arenas->usable = ao->nextarena;
+        if (ao->nextarena != NULL)
+            ao->nextarena->prevarena = NULL;
+        ao->nextarena = NULL;
+    } else {
+        OBMI_ASSERT(arenas->nfp2lasta[nf - 1] == NULL);
+        arenas->nfp2lasta[nf - 1] = ao;
+    }
+    return pool;
+}
+
+void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool)
+{
+    obmi_arena *ao = pool->arena;
+    uint32_t nf = ao->nfreepools;
+    pool->state = OBMI_POOL_EMPTY;
+    pool->heap = NULL;
+    pool->ref_count = 0;
+    pool->nextpool = ao->freepools;
+    ao->freepools = pool;
+
+    if (nf + 1 == OBMI_POOLS_PER_ARENA && arenas->nfp2lasta[OBMI_POOLS_PER_ARENA] != NULL) {
+        /* Another arena is already entirely free: keep that one as the spare. */
+        if (nf > 0)
+            arena_unlink_usable(arenas, ao);
+        arena_empty_to_released(arenas, ao);
+        return;
+    }
+    if (nf == 0) {
+        /* It was full, so it was on no list: it becomes the fullest usable. */
+        ao->nfreepools = 1;
+        arena_link_after(arenas, ao, NULL);
+        if (arenas->nfp2lasta[1] == NULL)
+            arenas->nfp2lasta[1] = ao;
+        return;
+    }
+    /* Move ao behind the last arena that still has nf free pools: it then
+     * leads the group with nf + 1. */
+    obmi_arena *last = arenas->nfp2lasta[nf];
+    if (last == ao) {
+        obmi_arena *prev = ao->prevarena;
+        arenas->nfp2lasta[nf] = (prev != NULL && prev->nfreepools == nf) ? prev : NULL;
+    } else {
+        arena_unlink_usable(arenas, ao);
+        arena_link_after(arenas, ao, last);
+    }
+    ao->nfreepools = nf + 1;
+    if (arenas->nfp2lasta[nf + 1] == NULL)
+        arenas->nfp2lasta[nf + 1] = ao;
+}
+
+/* ---- invariant walkers ---- */
+
+bool obmi_arena_check(const obmi_arena *ao)
+{
+    if (ao->base == 0 || (ao->base & (OBMI_ARENA_SIZE - 1)) != 0)
+        return false;
+    if (obmi_arena_map_lookup((const void *)ao->base) != ao ||
+        obmi_arena_map_lookup((const void *)(ao->base + OBMI_ARENA_SIZE - 1)) != ao)
+        return false;
+    if (ao->nfresh > OBMI_POOLS_PER_ARENA)
+        return false;
+    uint32_t nempty = 0;
+    for (const obmi_pool *p = ao->freepools; p != NULL; p = p->nextpool) {
+        uintptr_t a = (uintptr_t)p;
+        if (++nempty > ao->nfresh || p->state != OBMI_POOL_EMPTY || p->arena != ao)
+            return false;
+        if (a < ao->base || a >= ao->base + (uintptr_t)ao->nfresh * OBMI_POOL_SIZE)
+            return false;
+    }
+    if (ao->nfreepools != nempty + (OBMI_POOLS_PER_ARENA - ao->nfresh))
+        return false;
+    for (uint32_t i = 0; i < ao->nfresh; i++) {
+        const obmi_pool *p = (const obmi_pool *)(ao->base + (uintptr_t)i * OBMI_POOL_SIZE);
+        if (p->arena != ao || p->state == OBMI_POOL_UNUSED || !obmi_pool_check(p))
+            return false;
+    }
+    for (uint32_t i = ao->nfresh; i < OBMI_POOLS_PER_ARENA; i++) {
+        const obmi_pool *p = (const obmi_pool *)(ao->base + (uintptr_t)i * OBMI_POOL_SIZE);
+        if (p->state != OBMI_POOL_UNUSED)
+            return false;
+    }
+    return true;
+}
+
+bool obmi_arenas_check(const obmi_arenas *arenas)
+{
+    const obmi_arena *last[OBMI_POOLS_PER_ARENA + 1] = {NULL};
+    size_t nusable = 0, nall = 0, nspare = 0;
+    uint32_t prevnf = 1;
+    for (const obmi_arena *ao = arenas->usable; ao != NULL; ao = ao->nextarena) {
+        if (ao->nfreepools < prevnf || ao->nfreepools > OBMI_POOLS_PER_ARENA)
+            return false; /* unsorted, or a full arena on the list */
+        if (ao->nextarena != NULL && ao->nextarena->prevarena != ao)
+            return false;
+        if (ao == arenas->usable && ao->prevarena != NULL)
+            return false;
+        prevnf = ao->nfreepools;
+        last[ao->nfreepools] = ao;
+        nspare += ao->nfreepools == OBMI_POOLS_PER_ARENA;
+        nusable++;
+    }
+    for (size_t n = 0; n <= OBMI_POOLS_PER_ARENA; n++)
+        if (arenas->nfp2lasta[n] != last[n])
+            return false;
+    for (const obmi_arena *ao = arenas->all; ao != NULL; ao = ao->allnext) {
+        if (ao->owner != arenas || !obmi_arena_check(ao))
+            return false;
+        if (ao->allnext != NULL && ao->allnext->allprev != ao)
+            return false;
+        nall++;
+        nusable -= ao->nfreepools > 0; /* every arena with a free pool is usable */
+    }
+    return nspare <= 1 && nusable == 0 && nall == arenas->narenas_current;
+}
+
+size_t obmi_arenas_count_usable(const obmi_arenas *arenas)
+{
+    size_t n = 0;
+    for (const obmi_arena *ao = arenas->usable; ao != NULL; ao = ao->nextarena)
+        n++;
+    return n;
+}

@@ -1,0 +1,49 @@
+/* The backing allocator of libobm: the process's own malloc, whatever it is.
+ * libobm never replaces malloc, so these calls cannot come back into obm
+ * (unless the drop-in is also preloaded, in which case they reach its
+ * large path, which is glibc). */
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+void *obmi_backing_malloc(size_t size)
+{
+    return malloc(size);
+}
+
+void *obmi_backing_calloc(size_t count, size_t size)
+{
+    return calloc(count, size);
+}
+
+void *obmi_backing_realloc(void *p, size_t size)
+{
+    return realloc(p, size);
+}
+
+void obmi_backing_free(void *p)
+{
+    free(p);
+}
+
+void *obmi_backing_memalign(size_t alignment, size_t size)
+{
+    void *p;
+    int rc = posix_memalign(&p, alignment, size);
+    if (rc != 0) {
+        errno = rc;
+        return NULL;
+    }
+    return p;
+}
+
+size_t obmi_backing_usable_size(void *p)
+{
+    return malloc_usable_size(p);
+}
+
+void obmi_backing_init(void)
+{
+}

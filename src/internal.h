@@ -1,0 +1,211 @@
+/* obm internals: cross-file declarations and the inline fast path.
+ * types.h explains the data structures; read it first. */
+#ifndef OBM_INTERNAL_H
+#define OBM_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "types.h"
+
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#define OBMI_EXPORT      __attribute__((visibility("default")))
+#define OBMI_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define OBMI_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define OBMI_NOINLINE    __attribute__((noinline))
+#define OBMI_COLD        __attribute__((cold, noinline))
+#define OBMI_NORETURN    __attribute__((noreturn))
+
+/* Configure results as constants, so every configuration compiles every
+ * line (jemalloc's habit); OBM_DEBUG comes from --enable-debug. */
+#ifdef OBM_DEBUG
+static const bool obmi_debug = true;
+#else
+static const bool obmi_debug = false;
+#endif
+
+/* ---- os.c: the only file that talks to the kernel ---- */
+
+void *obmi_os_map_aligned(size_t size, size_t alignment); /* NULL + errno on failure */
+void *obmi_os_map(size_t size);
+void obmi_os_unmap(void *addr, size_t size); /* preserves errno */
+void obmi_os_write(int fd, const char *buf, size_t len);
+size_t obmi_os_page_size(void);
+
+/* Diagnostics without stdio: one line, one write(2). */
+typedef struct obmi_msg {
+    char buf[256];
+    size_t len;
+} obmi_msg;
+void obmi_msg_str(obmi_msg *m, const char *s);
+void obmi_msg_hex(obmi_msg *m, uintptr_t v);
+void obmi_msg_dec(obmi_msg *m, uintmax_t v);
+void obmi_msg_emit(obmi_msg *m); /* appends '\n', writes to stderr */
+OBMI_COLD OBMI_NORETURN void obmi_fatal(const char *what);
+OBMI_COLD OBMI_NORETURN void obmi_fatal_ptr(const char *func, const char *what, const void *p);
+OBMI_COLD OBMI_NORETURN void obmi_assert_fail(const char *expr, const char *file, int line);
+
+#define OBMI_ASSERT(x)                                                                             \
+    do {                                                                                           \
+        if (obmi_debug && !(x))                                                                    \
+            obmi_assert_fail(#x, __FILE__, __LINE__);                                              \
+    } while (0)
+
+/* ---- size classes ---- */
+
+typedef struct obmi_class_info {
+    uint32_t size;    /* block size in bytes */
+    uint32_t recip;   /* floor(2^32 / size) + 1: offset / size as a multiply */
+    uint32_t nblocks; /* blocks per pool */
+} obmi_class_info;
+
+extern const obmi_class_info obmi_classes[OBMI_NCLASSES];
+
+/* Class of a request of 1..512 bytes. */
+static inline unsigned obmi_size_class(size_t n)
+{
+    return (unsigned)((n - 1) >> OBMI_ALIGNMENT_SHIFT);
+}
+
+static inline size_t obmi_class_size(unsigned c)
+{
+    return (size_t)(c + 1) << OBMI_ALIGNMENT_SHIFT;
+}
+
+/* ---- arena_map.c ---- */
+
+extern _Atomic(obmi_arena **) obmi_arena_map_root[1u << OBMI_MAP_ROOT_BITS];
+
+/* The arena holding p, or NULL when p is not in any obm arena: two loads. */
+static inline obmi_arena *obmi_arena_map_lookup(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (OBMI_UNLIKELY(a >> OBMI_ADDRESS_BITS))
+        return NULL;
+    obmi_arena **leaf = atomic_load_explicit(
+        &obmi_arena_map_root[a >> (OBMI_ARENA_SHIFT + OBMI_MAP_LEAF_BITS)], memory_order_acquire);
+    if (leaf == NULL)
+        return NULL;
+    uintptr_t i = (a >> OBMI_ARENA_SHIFT) & ((1u << OBMI_MAP_LEAF_BITS) - 1);
+    return __atomic_load_n(&leaf[i], __ATOMIC_RELAXED);
+}
+
+int obmi_arena_map_set(uintptr_t base, obmi_arena *arena); /* -1 + ENOMEM on failure */
+void obmi_arena_map_clear(uintptr_t base);
+
+/* ---- pool.c ---- */
+
+static inline obmi_pool *obmi_pool_of(const void *p)
+{
+    return (obmi_pool *)((uintptr_t)p & ~(uintptr_t)(OBMI_POOL_SIZE - 1));
+}
+
+/* True when p is the start of a block that was carved in a pool in service
+ * (USED or FULL). Does not tell a free block from a live one. */
+static inline bool obmi_pool_is_block_start(const obmi_pool *pool, const void *p)
+{
+    uint32_t rel = (uint32_t)((uintptr_t)p - (uintptr_t)pool) - OBMI_POOL_HEADER;
+    const obmi_class_info *ci = &obmi_classes[pool->szidx & (OBMI_NCLASSES - 1)];
+    if (OBMI_UNLIKELY((unsigned)(pool->state - OBMI_POOL_USED) > 1u))
+        return false; /* UNUSED or EMPTY: nothing is allocated here */
+    if (OBMI_UNLIKELY(rel >= pool->nextoffset - OBMI_POOL_HEADER))
+        return false; /* in the header (rel wrapped) or past the carved blocks */
+    uint32_t q = (uint32_t)(((uint64_t)rel * ci->recip) >> 32);
+    return q * ci->size == rel;
+}
+
+void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap);
+obmi_block *obmi_pool_carve(obmi_pool *pool);
+size_t obmi_pool_free_count(const obmi_pool *pool); /* walks the free list */
+bool obmi_pool_check(const obmi_pool *pool);        /* invariant walker */
+
+/* ---- arena.c ---- */
+
+void obmi_arenas_init(obmi_arenas *arenas);
+obmi_pool *obmi_arenas_take_pool(obmi_arenas *arenas); /* NULL + ENOMEM */
+void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool);
+bool obmi_arena_check(const obmi_arena *arena);
+bool obmi_arenas_check(const obmi_arenas *arenas);
+size_t obmi_arenas_count_usable(const obmi_arenas *arenas);
+
+/* ---- heap.c ---- */
+
+extern obmi_pool obmi_pool_empty; /* the ring head of a class with no pool */
+
+void obmi_heap_init(obmi_heap *heap, obmi_arenas *arenas);
+OBMI_NOINLINE void *obmi_heap_malloc_slow(obmi_heap *heap, unsigned c);
+OBMI_NOINLINE void obmi_heap_free_slow(obmi_heap *heap, obmi_pool *pool);
+void obmi_heap_release_retired(obmi_heap *heap); /* give back retired empty pools */
+bool obmi_heap_check(const obmi_heap *heap);
+
+/* Fast path: pop the free list of the class's first pool. */
+static inline void *obmi_heap_malloc_small(obmi_heap *heap, unsigned c)
+{
+    obmi_pool *pool = heap->usedpools[c];
+    obmi_block *b = pool->freeblock;
+    if (OBMI_UNLIKELY(b == NULL))
+        return obmi_heap_malloc_slow(heap, c);
+    pool->freeblock = b->next;
+    pool->ref_count++;
+    return b;
+}
+
+/* Fast path: push p on its pool's free list. The slow path runs when the
+ * pool was full (or a ring head not yet seen full) or has become empty. */
+static inline void obmi_heap_free_small(obmi_heap *heap, obmi_pool *pool, void *p)
+{
+    obmi_block *b = (obmi_block *)p;
+    obmi_block *head = pool->freeblock;
+    b->next = head;
+    pool->freeblock = b;
+    if (OBMI_UNLIKELY(--pool->ref_count == 0 || head == NULL))
+        obmi_heap_free_slow(heap, pool);
+}
+
+/* ---- the process heap (init.c) ---- */
+
+extern obmi_heap obmi_main_heap;
+extern obmi_arenas obmi_main_arenas;
+void obmi_lock(void);
+void obmi_unlock(void);
+void obmi_init(void); /* idempotent: options, fork handlers, backing */
+
+/* ---- backing allocator: backing_libc.c (drop-in) or backing_malloc.c ---- */
+
+void *obmi_backing_malloc(size_t size);
+void *obmi_backing_calloc(size_t count, size_t size);
+void *obmi_backing_realloc(void *p, size_t size);
+void obmi_backing_free(void *p);
+void *obmi_backing_memalign(size_t alignment, size_t size); /* power-of-two alignment */
+size_t obmi_backing_usable_size(void *p);
+void obmi_backing_init(void);
+
+/* ---- options.c ---- */
+
+typedef enum obmi_option_id { OBMI_OPTION_VERBOSE, OBMI_OPTION_COUNT } obmi_option_id;
+
+long obmi_option(obmi_option_id id);
+void obmi_options_init(void); /* reads OBM_* from the environment */
+size_t obmi_options_count(void);
+void obmi_options_describe(size_t i, const char **name, long *def, long *min, long *max,
+                           const char **doc);
+
+/* ---- api.c: the public functions, hidden aliases for override.c ---- */
+
+void *obmi_malloc(size_t size);
+void *obmi_calloc(size_t count, size_t size);
+void *obmi_realloc(void *p, size_t size);
+void *obmi_reallocarray(void *p, size_t count, size_t size);
+void obmi_free(void *p);
+int obmi_posix_memalign(void **memptr, size_t alignment, size_t size);
+void *obmi_aligned_alloc(size_t alignment, size_t size);
+void *obmi_memalign(size_t alignment, size_t size);
+void *obmi_valloc(size_t size);
+void *obmi_pvalloc(size_t size);
+size_t obmi_usable_size(const void *p);
+void obmi_free_sized(void *p, size_t size);
+void obmi_free_aligned_sized(void *p, size_t alignment, size_t size);
+
+#endif /* OBM_INTERNAL_H */

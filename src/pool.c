@@ -1,0 +1,95 @@
+/* Pools: the size-class table, header set-up, lazy carving and the pool
+ * invariant walker. Which list a pool is on is the heap's and the arena's
+ * business (heap.c, arena.c); see types.h for the state machine. */
+#include "internal.h"
+
+#define CLASS(k)                                                                                   \
+    {                                                                                              \
+        .size = 16u * (k), .recip = (uint32_t)(UINT64_C(0x100000000) / (16u * (k))) + 1,           \
+        .nblocks = (OBMI_POOL_SIZE - OBMI_POOL_HEADER) / (16u * (k))                               \
+    }
+
+const obmi_class_info obmi_classes[OBMI_NCLASSES] = {
+    CLASS(1),  CLASS(2),  CLASS(3),  CLASS(4),  CLASS(5),  CLASS(6),  CLASS(7),  CLASS(8),
+    CLASS(9),  CLASS(10), CLASS(11), CLASS(12), CLASS(13), CLASS(14), CLASS(15), CLASS(16),
+    CLASS(17), CLASS(18), CLASS(19), CLASS(20), CLASS(21), CLASS(22), CLASS(23), CLASS(24),
+    CLASS(25), CLASS(26), CLASS(27), CLASS(28), CLASS(29), CLASS(30), CLASS(31), CLASS(32),
+};
+
+/* Put a pool taken from an arena into service for class c. Nothing is carved
+ * yet: blocks are carved on demand, so a pool that serves few blocks touches
+ * little of its page (obmalloc's nextoffset). */
+void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap)
+{
+    const obmi_class_info *ci = &obmi_classes[c];
+    pool->freeblock = NULL;
+    pool->ref_count = 0;
+    pool->szidx = (uint16_t)c;
+    pool->state = OBMI_POOL_USED;
+    pool->nextoffset = OBMI_POOL_HEADER;
+    pool->maxnextoffset = OBMI_POOL_HEADER + (ci->nblocks - 1) * ci->size;
+    pool->nextpool = NULL;
+    pool->prevpool = NULL;
+    pool->heap = heap;
+}
+
+/* The pool's free list is empty: link up to OBMI_CARVE_BATCH never-used
+ * blocks into it. Returns the new head, NULL when every block is carved. */
+obmi_block *obmi_pool_carve(obmi_pool *pool)
+{
+    OBMI_ASSERT(pool->freeblock == NULL);
+    uint32_t size = obmi_classes[pool->szidx].size;
+    uint32_t off = pool->nextoffset;
+    if (off > pool->maxnextoffset)
+        return NULL;
+    uint32_t end = off + OBMI_CARVE_BATCH * size;
+    if (end > pool->maxnextoffset + size)
+        end = pool->maxnextoffset + size;
+    char *base = (char *)pool;
+    obmi_block *head = (obmi_block *)(base + off);
+    for (; off + size < end; off += size)
+        ((obmi_block *)(base + off))->next = (obmi_block *)(base + off + size);
+    ((obmi_block *)(base + off))->next = NULL;
+    pool->nextoffset = end;
+    pool->freeblock = head;
+    return head;
+}
+
+size_t obmi_pool_free_count(const obmi_pool *pool)
+{
+    size_t n = 0;
+    for (const obmi_block *b = pool->freeblock; b != NULL && n <= OBMI_POOL_SIZE; b = b->next)
+        n++;
+    return n;
+}
+
+/* Invariant walker for a pool in service: class and offsets in range, the
+ * free list inside the carved blocks, on block starts and acyclic, and
+ * in-use + free == carved. */
+bool obmi_pool_check(const obmi_pool *pool)
+{
+    if (pool->state != OBMI_POOL_USED && pool->state != OBMI_POOL_FULL)
+        return pool->state == OBMI_POOL_EMPTY && pool->ref_count == 0;
+    if (pool->szidx >= OBMI_NCLASSES)
+        return false;
+    const obmi_class_info *ci = &obmi_classes[pool->szidx];
+    if (pool->maxnextoffset != OBMI_POOL_HEADER + (ci->nblocks - 1) * ci->size)
+        return false;
+    if (pool->nextoffset < OBMI_POOL_HEADER || pool->nextoffset > pool->maxnextoffset + ci->size)
+        return false;
+    if ((pool->nextoffset - OBMI_POOL_HEADER) % ci->size != 0)
+        return false;
+    uint32_t carved = (pool->nextoffset - OBMI_POOL_HEADER) / ci->size;
+    uint32_t nfree = 0;
+    for (const obmi_block *b = pool->freeblock; b != NULL; b = b->next) {
+        if (++nfree > carved)
+            return false; /* a cycle, or more free blocks than exist */
+        if (obmi_pool_of(b) != pool || !obmi_pool_is_block_start(pool, b))
+            return false;
+    }
+    if (pool->ref_count + nfree != carved)
+        return false;
+    if (pool->state == OBMI_POOL_FULL)
+        return nfree == 0 && carved == ci->nblocks;
+    return true;
+}

@@ -1,0 +1,179 @@
+/* obm internals: the machine, explained once.
+ *
+ * GEOMETRY
+ *
+ *   arena: 256 KiB from mmap, aligned to 256 KiB, so p & ~(256K-1) is its base
+ *   +--------+--------+--------+-- ... --+---------+
+ *   | pool 0 | pool 1 | pool 2 |         | pool 63 |     64 pools of 4 KiB
+ *   +--------+--------+--------+-- ... --+---------+
+ *
+ *   pool: 4 KiB (one page), one size class, p & ~4095 is its header
+ *   +-------------+-------+-------+-----+-------+---------------+
+ *   | header 64 B | block | block | ... | block | tail (unused) |
+ *   +-------------+-------+-------+-----+-------+---------------+
+ *   0             64      64+s    ...           64+n*s          4096
+ *
+ *   Pool header (struct obmi_pool), one cache line:
+ *     0  freeblock      head of the pool's free list (NULL: none free)
+ *     8  ref_count      blocks handed out and not yet freed
+ *    12  szidx          size class index
+ *    14  state          OBMI_POOL_* below
+ *    16  nextoffset     offset of the first never-carved block
+ *    20  maxnextoffset  largest offset a block may start at
+ *    24  nextpool       ring or free-list link
+ *    32  prevpool       ring link
+ *    40  arena          the arena object this pool belongs to
+ *    48  heap           the heap that owns the pool while it is in service
+ *    56  reserved       (remote-free list of the per-thread-heap design)
+ *
+ * SIZE CLASSES
+ *
+ *   Requests of n bytes, 0 <= n <= 512, use class c = (n - 1) >> 4 (n = 0
+ *   uses class 0); class c has blocks of 16 * (c + 1) bytes, so every block
+ *   is 16-byte aligned (max_align_t; CPython moved to 16 in 3.8):
+ *
+ *     class   block   blocks/pool   tail      class   block   blocks/pool   tail
+ *       0       16        252          0       16      272         14         224
+ *       1       32        126          0       ...
+ *       2       48         84          0       29      480          8         192
+ *       3       64         63          0       30      496          8          64
+ *       ...                                    31      512          7         448
+ *
+ * POOL STATES (obmalloc's machine; the move functions are named after it)
+ *
+ *   UNUSED  never initialised in this arena's life: header is all zero.
+ *   USED    in service, on its heap's usedpools[szidx] ring. Every pool on a
+ *           ring has a free or never-carved block, except possibly the ring's
+ *           head, whose exhaustion is only noticed by the next malloc.
+ *   FULL    in service, every block handed out, on no list. The next free
+ *           into it moves it to the front of its ring (pool_full_to_used).
+ *   EMPTY   no block in use; on its arena's freepools list, ready to be
+ *           taken again for any class (pool_used_to_empty).
+ *
+ *   Retire: a pool that empties while it is the only pool of its ring stays
+ *   on the ring (state USED, ref_count 0), so a loop that allocates and frees
+ *   one block never pays a pool round-trip (as mimalloc retires pages).
+ *
+ * ARENAS (arena.c)
+ *
+ *   Arena objects live in mmap'd metadata, never inside the arena, so all
+ *   64 pools serve blocks. The arena manager keeps `usable`, the arenas with
+ *   at least one free pool, sorted by nfreepools ascending: new pools come
+ *   from the fullest arena, so the emptiest arenas drain and can be released
+ *   (CPython's policy). nfp2lasta[n] points at the last arena in `usable`
+ *   with exactly n free pools, which makes re-sorting after one pool moves
+ *   O(1) (CPython bpo-37257's nfp2lasta).
+ *   An arena whose 64 pools are all free is unmapped unless it is the only
+ *   such arena: one empty arena is kept, so a loop at an arena boundary does
+ *   not map and unmap every time (also bpo-37257).
+ *
+ * ARENA MAP (arena_map.c)
+ *
+ *   Address -> arena object in two loads without a lock: a static root of
+ *   2^15 pointers indexed by address bits 47..33, each pointing at a leaf of
+ *   2^15 arena pointers indexed by bits 32..18. Leaves are mmap'd on demand
+ *   and never freed. An entry is set before any block of its arena exists
+ *   and cleared before the arena is unmapped.
+ *
+ * LOCKING
+ *
+ *   One process-wide heap and its arena manager sit behind one mutex
+ *   (obmi_lock). The arena map is read without it. fork() takes the lock in
+ *   the prepare handler and re-creates it in the child.
+ */
+#ifndef OBM_TYPES_H
+#define OBM_TYPES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "obm.h"
+
+#define OBMI_ALIGNMENT       OBM_ALIGNMENT
+#define OBMI_ALIGNMENT_SHIFT 4
+#define OBMI_SMALL_MAX       OBM_SMALL_MAX
+#define OBMI_NCLASSES        OBM_NCLASSES
+#define OBMI_POOL_SIZE       OBM_POOL_SIZE
+#define OBMI_POOL_SHIFT      12
+#define OBMI_POOL_HEADER     64
+#define OBMI_ARENA_SIZE      OBM_ARENA_SIZE
+#define OBMI_ARENA_SHIFT     18
+#define OBMI_POOLS_PER_ARENA (OBMI_ARENA_SIZE / OBMI_POOL_SIZE)
+
+/* Arena map: user addresses below 2^48, split into root and leaf indexes. */
+#define OBMI_ADDRESS_BITS  48
+#define OBMI_MAP_BITS      (OBMI_ADDRESS_BITS - OBMI_ARENA_SHIFT)
+#define OBMI_MAP_LEAF_BITS 15
+#define OBMI_MAP_ROOT_BITS (OBMI_MAP_BITS - OBMI_MAP_LEAF_BITS)
+
+/* Carve at most this many never-used blocks into the free list at once:
+ * enough to amortise the slow path, few enough to keep first touch lazy. */
+#define OBMI_CARVE_BATCH 16
+
+typedef struct obmi_block obmi_block;
+typedef struct obmi_pool obmi_pool;
+typedef struct obmi_arena obmi_arena;
+typedef struct obmi_arenas obmi_arenas;
+typedef struct obmi_heap obmi_heap;
+
+struct obmi_block {
+    obmi_block *next; /* free-list link, stored in the free block itself */
+};
+
+enum obmi_pool_state {
+    OBMI_POOL_UNUSED = 0, /* zero: a never-initialised header */
+    OBMI_POOL_USED = 1,
+    OBMI_POOL_FULL = 2,
+    OBMI_POOL_EMPTY = 3,
+};
+
+struct obmi_pool {
+    obmi_block *freeblock;  /* free-list head; NULL when none is free */
+    uint32_t ref_count;     /* blocks in use */
+    uint16_t szidx;         /* size class */
+    uint8_t state;          /* enum obmi_pool_state */
+    uint8_t reserved8;      /* padding, zero */
+    uint32_t nextoffset;    /* offset of the next never-carved block */
+    uint32_t maxnextoffset; /* last offset a block may start at */
+    obmi_pool *nextpool;    /* ring link (USED) or arena free list (EMPTY) */
+    obmi_pool *prevpool;    /* ring link (USED) */
+    obmi_arena *arena;      /* owning arena */
+    obmi_heap *heap;        /* owning heap while USED or FULL */
+    void *reserved;         /* keeps the header one cache line */
+};
+
+struct obmi_arena {
+    uintptr_t base;        /* address of pool 0; 0 when the object is free */
+    obmi_pool *freepools;  /* EMPTY pools, linked through nextpool */
+    uint32_t nfreepools;   /* EMPTY + UNUSED pools */
+    uint32_t nfresh;       /* pools [nfresh, 64) are UNUSED */
+    obmi_arena *nextarena; /* usable list link, or free-object list link */
+    obmi_arena *prevarena; /* usable list link */
+    obmi_arena *allnext;   /* every arena of the manager, in creation order */
+    obmi_arena *allprev;
+    obmi_arenas *owner; /* the manager this arena belongs to */
+    uint64_t serial;    /* order of creation, for reports */
+};
+
+/* The arena manager: every arena of a heap family and its free pools. */
+struct obmi_arenas {
+    obmi_arena *usable;                              /* free pools, fewest first */
+    obmi_arena *nfp2lasta[OBMI_POOLS_PER_ARENA + 1]; /* last in usable with n free */
+    obmi_arena *all;                                 /* every mapped arena */
+    size_t narenas_current;                          /* mapped now */
+    size_t narenas_highwater;                        /* most mapped at once */
+    size_t narenas_allocated_total;                  /* arenas mapped, ever */
+    size_t narenas_released_total;                   /* arenas unmapped, ever */
+};
+
+/* A heap: the usedpools rings of every class and where its pools come from.
+ * A value: tests make as many as they like. */
+struct obmi_heap {
+    obmi_pool *usedpools[OBMI_NCLASSES]; /* ring heads; &obmi_pool_empty if none */
+    obmi_arenas *arenas;                 /* where this heap takes pools from */
+    size_t pools_taken;                  /* pools taken from arenas, ever */
+    size_t pools_returned;               /* pools given back, ever */
+};
+
+#endif /* OBM_TYPES_H */
