@@ -43,6 +43,12 @@ static void ring_remove(obmi_heap *heap, obmi_pool *pool)
 
 /* ---- pool moves ---- */
 
+/* No free block and nothing left to carve. */
+static bool pool_exhausted(const obmi_pool *pool)
+{
+    return pool->freeblock == NULL && pool->nextoffset > pool->maxnextoffset;
+}
+
 static obmi_pool *pool_empty_to_used(obmi_heap *heap, unsigned c)
 {
     obmi_pool *pool = obmi_arenas_take_pool(heap->arenas);
@@ -60,8 +66,13 @@ static void pool_used_to_full(obmi_heap *heap, obmi_pool *pool)
     pool->state = OBMI_POOL_FULL;
 }
 
+/* Before it goes to the front, retire an exhausted head (only a head may be
+ * exhausted, and only until the next malloc sees it). */
 static void pool_full_to_used(obmi_heap *heap, obmi_pool *pool)
 {
+    obmi_pool *head = heap->usedpools[pool->szidx];
+    if (head != &obmi_pool_empty && pool_exhausted(head))
+        pool_used_to_full(heap, head);
     pool->state = OBMI_POOL_USED;
     ring_push_front(heap, pool);
 }
@@ -142,7 +153,7 @@ bool obmi_heap_check(const obmi_heap *heap)
                 return false;
             if (!obmi_pool_check(p))
                 return false;
-            if (p != head && p->freeblock == NULL && p->nextoffset > p->maxnextoffset)
+            if (p != head && pool_exhausted(p))
                 return false;
         }
     }

@@ -18,17 +18,7 @@
 obmi_arenas obmi_main_arenas; /* all zero is an empty manager */
 obmi_heap obmi_main_heap = {.usedpools = EMPTY_RINGS, .arenas = &obmi_main_arenas};
 
-static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
-
-void obmi_lock(void)
-{
-    pthread_mutex_lock(&heap_lock);
-}
-
-void obmi_unlock(void)
-{
-    pthread_mutex_unlock(&heap_lock);
-}
+pthread_mutex_t obmi_heap_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* fork(): hold the lock across it so the child never inherits a heap in
  * the middle of an update; the child, single-threaded, starts a new lock. */
@@ -44,7 +34,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-    pthread_mutex_init(&heap_lock, NULL);
+    pthread_mutex_init(&obmi_heap_lock, NULL);
 }
 
 static void print_config(void)

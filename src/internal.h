@@ -3,7 +3,9 @@
 #ifndef OBM_INTERNAL_H
 #define OBM_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <sys/single_threaded.h>
 
 #include "types.h"
 
@@ -168,8 +170,23 @@ static inline void obmi_heap_free_small(obmi_heap *heap, obmi_pool *pool, void *
 
 extern obmi_heap obmi_main_heap;
 extern obmi_arenas obmi_main_arenas;
-void obmi_lock(void);
-void obmi_unlock(void);
+extern pthread_mutex_t obmi_heap_lock;
+
+/* While the process has one thread (glibc's __libc_single_threaded, which
+ * only that thread can clear, by starting another), the lock is skipped:
+ * nothing inside obm starts a thread, so a skipped lock is never followed
+ * by a real unlock. */
+static inline void obmi_lock(void)
+{
+    if (!__libc_single_threaded)
+        pthread_mutex_lock(&obmi_heap_lock);
+}
+
+static inline void obmi_unlock(void)
+{
+    if (!__libc_single_threaded)
+        pthread_mutex_unlock(&obmi_heap_lock);
+}
 void obmi_init(void); /* idempotent: options, fork handlers, backing */
 
 /* ---- backing allocator: backing_libc.c (drop-in) or backing_malloc.c ---- */

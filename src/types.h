@@ -50,9 +50,11 @@
  *   EMPTY   no block in use; on its arena's freepools list, ready to be
  *           taken again for any class (pool_used_to_empty).
  *
- *   Retire: a pool that empties while it is the only pool of its ring stays
- *   on the ring (state USED, ref_count 0), so a loop that allocates and frees
- *   one block never pays a pool round-trip (as mimalloc retires pages).
+ *   Retire: a pool that empties while it is the only pool on its ring (full
+ *   pools of the class are on no ring) stays there (state USED, ref_count
+ *   0), so a loop that allocates and frees one block never pays a pool
+ *   round-trip (as mimalloc retires pages). A full pool that gets a block
+ *   back retires an exhausted ring head to FULL before taking its place.
  *
  * ARENAS (arena.c)
  *

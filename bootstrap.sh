@@ -1,0 +1,27 @@
+#!/bin/sh
+# Installs what obm needs to build and test (Debian 12, as root; skipped when
+# everything is already there), then generates ./configure.
+set -e
+cd "$(dirname "$0")"
+
+packages="build-essential autoconf automake libtool pkg-config git
+libcmocka-dev clang clang-format llvm libclang-rt-14-dev valgrind
+python3 sqlite3 time"
+
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "bootstrap.sh: missing packages:$missing (run as root to install them)" >&2
+        exit 1
+    fi
+    echo "bootstrap.sh: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+autoreconf -fi >/dev/null 2>&1 || autoreconf -fi

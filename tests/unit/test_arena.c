@@ -1,0 +1,175 @@
+/* The arena manager: pools in and out, fullest-first ordering with
+ * nfp2lasta, release of empty arenas and the one spare. */
+#include <stdlib.h>
+
+#include "unit.h"
+
+static obmi_pool *take(obmi_arenas *a)
+{
+    obmi_pool *pool = obmi_arenas_take_pool(a);
+    assert_non_null(pool);
+    obmi_pool_init(pool, 0, NULL); /* a valid pool in service, for the walkers */
+    assert_true(obmi_arenas_check(a));
+    return pool;
+}
+
+static void give(obmi_arenas *a, obmi_pool *pool)
+{
+    obmi_arenas_return_pool(a, pool);
+    assert_true(obmi_arenas_check(a));
+}
+
+static void test_pools_fill_an_arena_first(void **state)
+{
+    (void)state;
+    obmi_arenas a;
+    obmi_arenas_init(&a);
+    obmi_pool *pools[OBMI_POOLS_PER_ARENA + 1];
+    for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++) {
+        pools[i] = take(&a);
+        assert_int_equal(a.narenas_current, 1);
+        assert_ptr_equal(pools[i], (char *)pools[0] + (size_t)i * OBMI_POOL_SIZE);
+    }
+    assert_int_equal((uintptr_t)pools[0] & (OBMI_ARENA_SIZE - 1), 0); /* aligned */
+    assert_null(a.usable);                                            /* full arena */
+    pools[OBMI_POOLS_PER_ARENA] = take(&a);
+    assert_int_equal(a.narenas_current, 2);
+    assert_ptr_not_equal(pools[OBMI_POOLS_PER_ARENA]->arena, pools[0]->arena);
+    for (int i = 0; i <= OBMI_POOLS_PER_ARENA; i++)
+        give(&a, pools[i]);
+    /* Both arenas empty: one is released, one kept as the spare. */
+    assert_int_equal(a.narenas_current, 1);
+    assert_int_equal(a.narenas_released_total, 1);
+    assert_int_equal(a.narenas_allocated_total, 2);
+    assert_int_equal(a.narenas_highwater, 2);
+}
+
+/* Three arenas with 5, 20 and 54 free pools: the list is sorted that way
+ * and new pools come from the fullest. */
+static void test_fullest_first(void **state)
+{
+    (void)state;
+    obmi_arenas a;
+    obmi_arenas_init(&a);
+    obmi_pool *p[3][OBMI_POOLS_PER_ARENA];
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++)
+            p[k][i] = take(&a);
+    const int nfree[3] = {5, 20, 54};
+    /* Return in interleaved order so every re-sort path runs. */
+    for (int i = 0; i < 54; i++)
+        for (int k = 2; k >= 0; k--)
+            if (i < nfree[k])
+                give(&a, p[k][i]);
+    obmi_arena *ao[3] = {p[0][0]->arena, p[1][0]->arena, p[2][0]->arena};
+    assert_ptr_equal(a.usable, ao[0]);
+    assert_ptr_equal(ao[0]->nextarena, ao[1]);
+    assert_ptr_equal(ao[1]->nextarena, ao[2]);
+    assert_ptr_equal(a.nfp2lasta[5], ao[0]);
+    assert_ptr_equal(a.nfp2lasta[20], ao[1]);
+    assert_ptr_equal(a.nfp2lasta[54], ao[2]);
+    obmi_pool *q = take(&a);
+    assert_ptr_equal(q->arena, ao[0]);
+    assert_int_equal(ao[0]->nfreepools, 4);
+}
+
+/* Equal counts: the arena that reaches a count joins the front of its
+ * group and nfp2lasta keeps pointing at the group's last member. */
+static void test_ties(void **state)
+{
+    (void)state;
+    obmi_arenas a;
+    obmi_arenas_init(&a);
+    obmi_pool *p[4][OBMI_POOLS_PER_ARENA];
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++)
+            p[k][i] = take(&a);
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < 3; i++)
+            give(&a, p[k][i]);
+    give(&a, p[2][3]); /* arena 2 now has 4 free: it moves behind the group of 3 */
+    assert_int_equal(a.nfp2lasta[4], p[2][0]->arena);
+    assert_ptr_equal(a.nfp2lasta[4]->nextarena, NULL);
+    give(&a, p[0][3]); /* arena 0 joins the group of 4 at its front */
+    assert_ptr_equal(a.nfp2lasta[4], p[2][0]->arena);
+    assert_int_equal(obmi_arenas_count_usable(&a), 4);
+}
+
+/* Random takes and returns against the walkers, with a shadow model. */
+static void test_random_walk(void **state)
+{
+    (void)state;
+    obmi_arenas a;
+    obmi_arenas_init(&a);
+    enum { N = 600 };
+    obmi_pool *live[N];
+    size_t nlive = 0;
+    unsigned seed = 12345;
+    for (int step = 0; step < 6000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        bool grow = nlive == 0 || (nlive < N && ((seed >> 16) % 100) < (step < 3000 ? 60 : 40));
+        if (grow) {
+            live[nlive++] = take(&a);
+        } else {
+            size_t i = (seed >> 8) % nlive;
+            obmi_pool *pool = live[i];
+            live[i] = live[--nlive];
+            give(&a, pool);
+        }
+        size_t in_use = 0;
+        for (const obmi_arena *ao = a.all; ao != NULL; ao = ao->allnext)
+            in_use += OBMI_POOLS_PER_ARENA - ao->nfreepools;
+        assert_int_equal(in_use, nlive);
+    }
+    while (nlive > 0)
+        give(&a, live[--nlive]);
+    assert_int_equal(a.narenas_current, 1); /* only the spare is left */
+    assert_int_equal(a.usable->nfreepools, OBMI_POOLS_PER_ARENA);
+}
+
+/* One pool in and out at an arena boundary must not map and unmap an arena
+ * each time (the spare absorbs it). */
+static void test_no_thrash_at_boundary(void **state)
+{
+    (void)state;
+    obmi_arenas a;
+    obmi_arenas_init(&a);
+    obmi_pool *p[OBMI_POOLS_PER_ARENA];
+    for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++)
+        p[i] = take(&a);
+    for (int i = 0; i < 1000; i++) {
+        obmi_pool *q = take(&a); /* needs a second arena */
+        give(&a, q);
+    }
+    assert_int_equal(a.narenas_allocated_total, 2);
+    assert_int_equal(a.narenas_released_total, 0);
+    for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++)
+        give(&a, p[i]);
+    assert_int_equal(a.narenas_current, 1);
+}
+
+/* A reused pool comes from the arena's free list before fresh pools. */
+static void test_reuse_before_fresh(void **state)
+{
+    (void)state;
+    obmi_arenas a;
+    obmi_arenas_init(&a);
+    obmi_pool *x = take(&a), *y = take(&a);
+    give(&a, x);
+    assert_ptr_equal(take(&a), x);
+    assert_int_equal(x->arena->nfresh, 2);
+    (void)y;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pools_fill_an_arena_first),
+        cmocka_unit_test(test_fullest_first),
+        cmocka_unit_test(test_ties),
+        cmocka_unit_test(test_random_walk),
+        cmocka_unit_test(test_no_thrash_at_boundary),
+        cmocka_unit_test(test_reuse_before_fresh),
+    };
+    return RUN_TAP_TESTS(tests);
+}

@@ -1,0 +1,171 @@
+/* Pools: header set-up, lazy carving, block-start checks and the pool
+ * invariant walker, on pages of our own (no arena needed). */
+#include <stdlib.h>
+
+#include "unit.h"
+
+static obmi_pool *new_page(void)
+{
+    obmi_pool *pool = aligned_alloc(OBMI_POOL_SIZE, OBMI_POOL_SIZE);
+    assert_non_null(pool);
+    memset(pool, 0, OBMI_POOL_SIZE);
+    return pool;
+}
+
+static obmi_block *pop(obmi_pool *pool)
+{
+    obmi_block *b = pool->freeblock;
+    if (b == NULL)
+        b = obmi_pool_carve(pool);
+    if (b != NULL) {
+        pool->freeblock = b->next;
+        pool->ref_count++;
+    }
+    return b;
+}
+
+static void test_init_carves_nothing(void **state)
+{
+    (void)state;
+    obmi_pool *pool = new_page();
+    obmi_pool_init(pool, 5, NULL);
+    assert_int_equal(pool->state, OBMI_POOL_USED);
+    assert_int_equal(pool->szidx, 5);
+    assert_null(pool->freeblock);
+    assert_int_equal(pool->ref_count, 0);
+    assert_int_equal(pool->nextoffset, OBMI_POOL_HEADER);
+    assert_int_equal(pool->maxnextoffset,
+                     OBMI_POOL_HEADER + (obmi_classes[5].nblocks - 1) * obmi_classes[5].size);
+    assert_true(obmi_pool_check(pool));
+    /* Nothing carved: no address is a block yet. */
+    for (uint32_t off = 0; off < OBMI_POOL_SIZE; off++)
+        assert_false(obmi_pool_is_block_start(pool, (char *)pool + off));
+    free(pool);
+}
+
+static void test_carve_batches_in_order(void **state)
+{
+    (void)state;
+    for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
+        obmi_pool *pool = new_page();
+        obmi_pool_init(pool, c, NULL);
+        const obmi_class_info *ci = &obmi_classes[c];
+        obmi_block *head = obmi_pool_carve(pool);
+        uint32_t batch = ci->nblocks < OBMI_CARVE_BATCH ? ci->nblocks : OBMI_CARVE_BATCH;
+        assert_ptr_equal(head, (char *)pool + OBMI_POOL_HEADER);
+        uint32_t n = 0;
+        for (obmi_block *b = head; b != NULL; b = b->next, n++)
+            assert_ptr_equal(b, (char *)pool + OBMI_POOL_HEADER + n * ci->size);
+        assert_int_equal(n, batch);
+        assert_int_equal(pool->nextoffset, OBMI_POOL_HEADER + batch * ci->size);
+        assert_true(obmi_pool_check(pool));
+        free(pool);
+    }
+}
+
+/* Popping until exhaustion hands out every block exactly once, in address
+ * order, and the pool then carves nothing more. */
+static void test_exhaust_every_class(void **state)
+{
+    (void)state;
+    for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
+        obmi_pool *pool = new_page();
+        obmi_pool_init(pool, c, NULL);
+        const obmi_class_info *ci = &obmi_classes[c];
+        for (uint32_t i = 0; i < ci->nblocks; i++) {
+            obmi_block *b = pop(pool);
+            assert_ptr_equal(b, (char *)pool + OBMI_POOL_HEADER + i * ci->size);
+            assert_true(obmi_pool_check(pool));
+        }
+        assert_null(pop(pool));
+        assert_null(obmi_pool_carve(pool));
+        assert_int_equal(pool->ref_count, ci->nblocks);
+        pool->state = OBMI_POOL_FULL;
+        assert_true(obmi_pool_check(pool));
+        free(pool);
+    }
+}
+
+static void test_block_start_every_offset(void **state)
+{
+    (void)state;
+    for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
+        obmi_pool *pool = new_page();
+        obmi_pool_init(pool, c, NULL);
+        const obmi_class_info *ci = &obmi_classes[c];
+        while (pop(pool) != NULL)
+            ;
+        for (uint32_t off = 0; off < OBMI_POOL_SIZE; off++) {
+            bool expect = off >= OBMI_POOL_HEADER && (off - OBMI_POOL_HEADER) % ci->size == 0 &&
+                          (off - OBMI_POOL_HEADER) / ci->size < ci->nblocks;
+            assert_int_equal(obmi_pool_is_block_start(pool, (char *)pool + off), expect);
+        }
+        /* Only pools in service have blocks. */
+        pool->state = OBMI_POOL_EMPTY;
+        assert_false(obmi_pool_is_block_start(pool, (char *)pool + OBMI_POOL_HEADER));
+        pool->state = OBMI_POOL_UNUSED;
+        assert_false(obmi_pool_is_block_start(pool, (char *)pool + OBMI_POOL_HEADER));
+        free(pool);
+    }
+}
+
+/* Carved blocks only: a partly carved pool rejects the uncarved tail. */
+static void test_block_start_partial(void **state)
+{
+    (void)state;
+    obmi_pool *pool = new_page();
+    obmi_pool_init(pool, 0, NULL);
+    pop(pool);
+    uint32_t carved_end = pool->nextoffset;
+    assert_true(obmi_pool_is_block_start(pool, (char *)pool + carved_end - 16));
+    assert_false(obmi_pool_is_block_start(pool, (char *)pool + carved_end));
+    free(pool);
+}
+
+/* The walker must notice each kind of damage. */
+static void test_check_catches_damage(void **state)
+{
+    (void)state;
+    obmi_pool *pool = new_page();
+    obmi_pool_init(pool, 1, NULL); /* 32-byte blocks */
+    obmi_block *a = pop(pool), *b = pop(pool), *c = pop(pool);
+    (void)c;
+    /* free a and b by hand: list b -> a -> rest of batch */
+    a->next = pool->freeblock;
+    b->next = a;
+    pool->freeblock = b;
+    pool->ref_count -= 2;
+    assert_true(obmi_pool_check(pool));
+
+    obmi_block *saved = a->next;
+    a->next = b; /* cycle */
+    assert_false(obmi_pool_check(pool));
+    a->next = (obmi_block *)((char *)pool + OBMI_POOL_SIZE + 64); /* outside the pool */
+    assert_false(obmi_pool_check(pool));
+    a->next = (obmi_block *)((char *)b + 8); /* not a block start */
+    assert_false(obmi_pool_check(pool));
+    a->next = saved;
+    assert_true(obmi_pool_check(pool));
+
+    pool->ref_count++; /* count disagrees with the list */
+    assert_false(obmi_pool_check(pool));
+    pool->ref_count--;
+    pool->state = OBMI_POOL_FULL; /* full with free blocks */
+    assert_false(obmi_pool_check(pool));
+    pool->state = OBMI_POOL_USED;
+    pool->szidx = 40; /* no such class */
+    assert_false(obmi_pool_check(pool));
+    pool->szidx = 1;
+    assert_true(obmi_pool_check(pool));
+    free(pool);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_init_carves_nothing), cmocka_unit_test(test_carve_batches_in_order),
+        cmocka_unit_test(test_exhaust_every_class), cmocka_unit_test(test_block_start_every_offset),
+        cmocka_unit_test(test_block_start_partial), cmocka_unit_test(test_check_catches_damage),
+    };
+    return RUN_TAP_TESTS(tests);
+}

@@ -1,0 +1,40 @@
+/* Helpers for the unit tests, which reach obm's internals directly: a
+ * private heap on a private arena manager per test, and walkers that check
+ * every invariant after each step. */
+#ifndef OBM_UNIT_H
+#define OBM_UNIT_H
+
+#include "testutil.h"
+#include "internal.h"
+
+typedef struct unit_heap {
+    obmi_arenas arenas;
+    obmi_heap heap;
+} unit_heap;
+
+static inline void unit_heap_init(unit_heap *u)
+{
+    obmi_arenas_init(&u->arenas);
+    obmi_heap_init(&u->heap, &u->arenas);
+}
+
+static inline void *unit_malloc(unit_heap *u, size_t n)
+{
+    return obmi_heap_malloc_small(&u->heap, n == 0 ? 0 : obmi_size_class(n));
+}
+
+static inline void unit_free(unit_heap *u, void *p)
+{
+    obmi_pool *pool = obmi_pool_of(p);
+    assert_true(obmi_pool_is_block_start(pool, p));
+    assert_ptr_equal(pool->heap, &u->heap);
+    obmi_heap_free_small(&u->heap, pool, p);
+}
+
+static inline void unit_check(const unit_heap *u)
+{
+    assert_true(obmi_heap_check(&u->heap));
+    assert_true(obmi_arenas_check(&u->arenas));
+}
+
+#endif /* OBM_UNIT_H */
