@@ -104,6 +104,8 @@ void *obmi_realloc(void *p, size_t size)
 {
     if (p == NULL)
         return obmi_malloc(size);
+    bool ours = obmi_arena_map_lookup(p) != NULL;
+    size_t old = ours ? small_usable_size(p, "realloc") : 0; /* a bad pointer aborts first */
     if (size == 0) {
         obmi_free(p); /* glibc: realloc(p, 0) frees and returns NULL */
         return NULL;
@@ -111,10 +113,7 @@ void *obmi_realloc(void *p, size_t size)
     if (size > PTRDIFF_MAX)
         return enomem();
 
-    size_t old;
-    bool ours = obmi_arena_map_lookup(p) != NULL;
     if (ours) {
-        old = small_usable_size(p, "realloc");
         /* Stay when the block still fits and shrinking would save less
          * than a quarter of it (a same-class shrink saves nothing). */
         if (size <= old && (old - size < old / 4 || obmi_class_size(obmi_size_class(size)) == old))
@@ -174,7 +173,7 @@ void obmi_free_aligned_sized(void *p, size_t alignment, size_t size)
 
 /* ---- aligned allocation ---- */
 
-/* alignment is a power of two no larger than PTRDIFF_MAX + 1. */
+/* alignment is a power of two. */
 static void *aligned_malloc(size_t alignment, size_t size)
 {
     if (alignment <= OBMI_ALIGNMENT)

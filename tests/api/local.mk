@@ -1,1 +1,60 @@
-# tests/api
+# tests/api: the public API. Each case is written once and runs twice
+# (tests/api/api.h): *_obm through the obm_* functions of libobm, and
+# *_plain, not linked to obm, through malloc with the drop-in preloaded by
+# *_preload.sh.
+
+if HAVE_CMOCKA
+API_OBM_LIBS = libobm.la $(CMOCKA_LIBS)
+# -no-install: a real executable, not libtool's wrapper script, so valgrind
+# (test.sh) checks the test itself.
+API_OBM_LINKFLAGS = -no-install
+# -fno-builtin: the compiler must not fold or elide calls to malloc & co.
+API_PLAIN_FLAGS = $(TEST_CFLAGS) -DOBM_API_PRELOAD -fno-builtin
+API_PLAIN_LIBS = $(CMOCKA_LIBS) -ldl
+
+API_PRELOADED_TESTS = \
+	tests/api/semantics_preload.sh tests/api/align_preload.sh \
+	tests/api/contents_preload.sh tests/api/invalid_preload.sh
+API_OBM_TESTS = \
+	tests/api/semantics_obm tests/api/align_obm \
+	tests/api/contents_obm tests/api/invalid_obm
+
+check_PROGRAMS += $(API_OBM_TESTS) \
+	tests/api/semantics_plain tests/api/align_plain \
+	tests/api/contents_plain tests/api/invalid_plain
+TESTS += $(API_OBM_TESTS) $(API_PRELOADED_TESTS)
+INTERNAL_TESTS += $(API_OBM_TESTS)
+dist_check_SCRIPTS += $(API_PRELOADED_TESTS)
+
+tests_api_semantics_obm_SOURCES = tests/api/semantics.c tests/api/api.h
+tests_api_semantics_obm_CFLAGS = $(TEST_CFLAGS)
+tests_api_semantics_obm_LDADD = $(API_OBM_LIBS)
+tests_api_semantics_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
+tests_api_semantics_plain_SOURCES = $(tests_api_semantics_obm_SOURCES)
+tests_api_semantics_plain_CFLAGS = $(API_PLAIN_FLAGS)
+tests_api_semantics_plain_LDADD = $(API_PLAIN_LIBS)
+
+tests_api_align_obm_SOURCES = tests/api/align.c tests/api/api.h
+tests_api_align_obm_CFLAGS = $(TEST_CFLAGS)
+tests_api_align_obm_LDADD = $(API_OBM_LIBS)
+tests_api_align_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
+tests_api_align_plain_SOURCES = $(tests_api_align_obm_SOURCES)
+tests_api_align_plain_CFLAGS = $(API_PLAIN_FLAGS)
+tests_api_align_plain_LDADD = $(API_PLAIN_LIBS)
+
+tests_api_contents_obm_SOURCES = tests/api/contents.c tests/api/api.h
+tests_api_contents_obm_CFLAGS = $(TEST_CFLAGS)
+tests_api_contents_obm_LDADD = $(API_OBM_LIBS)
+tests_api_contents_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
+tests_api_contents_plain_SOURCES = $(tests_api_contents_obm_SOURCES)
+tests_api_contents_plain_CFLAGS = $(API_PLAIN_FLAGS)
+tests_api_contents_plain_LDADD = $(API_PLAIN_LIBS)
+
+tests_api_invalid_obm_SOURCES = tests/api/invalid.c tests/api/api.h
+tests_api_invalid_obm_CFLAGS = $(TEST_CFLAGS)
+tests_api_invalid_obm_LDADD = $(API_OBM_LIBS)
+tests_api_invalid_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
+tests_api_invalid_plain_SOURCES = $(tests_api_invalid_obm_SOURCES)
+tests_api_invalid_plain_CFLAGS = $(API_PLAIN_FLAGS)
+tests_api_invalid_plain_LDADD = $(API_PLAIN_LIBS)
+endif

@@ -1,0 +1,229 @@
+/* TESTPLAN group C, contents preserved: 24 (realloc_matrix), 25
+ * (realloc_grow_shrink_chain), 26 (realloc_many_blocks), and blocks moving
+ * between obm and the backing allocator. Built twice; see api.h. */
+#include "api.h"
+
+/* realloc(p, n) where p holds bytes [0, keep) of the reference at `shift`
+ * (api.h): they survive, and the result has at least n usable bytes. */
+static void *realloc_checked(void *p, size_t n, size_t keep, size_t shift)
+{
+    void *q = T_REALLOC(p, OPQ(n));
+    if (q == NULL)
+        fail_msg("realloc(%p, %zu) failed", p, n);
+    size_t bad = ref_check(q, 0, keep, shift);
+    if (bad != keep)
+        fail_msg("realloc(%p, %zu) = %p: byte %zu of %zu changed", p, n, q, bad, keep);
+    if (T_USABLE_SIZE(q) < n)
+        fail_msg("realloc(%p, %zu) = %p: usable size %zu", p, n, q, T_USABLE_SIZE(q));
+    return q;
+}
+
+/* ---- 24. realloc_matrix ---- */
+
+static size_t matrix_sizes(size_t *sizes)
+{
+    size_t n = 0;
+    for (size_t i = 0; i <= 100; i++)
+        sizes[n++] = i;
+    /* 2^k - 1, 2^k, 2^k + 1 up to 100,000: this includes the small limit
+     * (512) and the pool size (4096). */
+    for (size_t k = 7; ((size_t)1 << k) <= 100000; k++) {
+        sizes[n++] = ((size_t)1 << k) - 1;
+        sizes[n++] = (size_t)1 << k;
+        sizes[n++] = ((size_t)1 << k) + 1;
+    }
+    sizes[n++] = OBM_ARENA_SIZE - 1;
+    sizes[n++] = OBM_ARENA_SIZE;
+    sizes[n++] = OBM_ARENA_SIZE + 1;
+    return n;
+}
+
+static void test_realloc_matrix(void **state)
+{
+    size_t sizes[160];
+    size_t nsizes = matrix_sizes(sizes);
+    for (size_t i = 0; i < nsizes; i++) {
+        for (size_t j = 0; j < nsizes; j++) {
+            size_t src = sizes[i], dst = sizes[j], shift = i * nsizes + j;
+            char *p = T_MALLOC(OPQ(src));
+            assert_non_null(p);
+            ref_fill(p, 0, src, shift);
+            int src_owned = T_OWNS(p);
+            size_t src_usable = T_USABLE_SIZE(p);
+            if (dst == 0) {
+                assert_null(T_REALLOC(p, OPQ(0)));
+                continue;
+            }
+            char *q = realloc_checked(p, dst, src < dst ? src : dst, shift);
+            /* Large results are the backing allocator's and small ones
+             * obm's, but a large block cut by less than half may stay
+             * where it is (hysteresis). */
+            int owned = T_OWNS(q);
+            if (dst > OBM_SMALL_MAX ? owned : !owned && (src_owned || dst <= src_usable / 2))
+                fail_msg("realloc(malloc(%zu), %zu): owned %d", src, dst, owned);
+            T_FREE(q);
+        }
+    }
+}
+
+/* ---- 25. realloc_grow_shrink_chain ---- */
+
+enum { CHAIN_CYCLES = 3, CHAIN_MAX_STEPS = 200 };
+#define CHAIN_MAX (12 * MiB)
+
+/* The next size up: every small class (usable + 1), then about 25% more a
+ * step (jemalloc's size classes) up to CHAIN_MAX. */
+static size_t chain_next(size_t usable)
+{
+    if (usable < OBM_SMALL_MAX)
+        return usable + 1;
+    return usable + usable / 4;
+}
+
+static void check_chain_block(char *p, size_t n)
+{
+    size_t usable = T_USABLE_SIZE(p);
+    if (n <= OBM_SMALL_MAX ? usable != class_size(n) || !T_OWNS(p) : usable < n || T_OWNS(p))
+        fail_msg("%zu bytes at %p: usable %zu, owned %d", n, (void *)p, usable, T_OWNS(p));
+}
+
+static void test_realloc_grow_shrink_chain(void **state)
+{
+    size_t sizes[CHAIN_MAX_STEPS];
+    char *p = T_MALLOC(OPQ(1));
+    assert_non_null(p);
+    size_t usable = T_USABLE_SIZE(p);
+    for (size_t cycle = 0; cycle < CHAIN_CYCLES; cycle++) {
+        /* Each cycle its own pattern, so no copy left over from the last
+         * cycle can pass for this one's. */
+        size_t shift = 1000 * cycle;
+        ref_fill(p, 0, usable, shift);
+
+        /* Grow from 1 byte to usable + 1, again and again: each step keeps
+         * all the bytes of the last (obm and glibc copy the usable area). */
+        size_t nsteps = 0;
+        sizes[nsteps++] = 1;
+        while (usable <= CHAIN_MAX) {
+            size_t n = chain_next(usable);
+            assert_true(nsteps < CHAIN_MAX_STEPS);
+            sizes[nsteps++] = n;
+            p = realloc_checked(p, n, usable, shift);
+            check_chain_block(p, n);
+            size_t grown = T_USABLE_SIZE(p);
+            ref_fill(p, usable, grown, shift);
+            usable = grown;
+        }
+        /* Shrink back through the same sizes: the first n bytes survive. */
+        for (size_t i = nsteps - 1; i-- > 0;) {
+            size_t n = sizes[i];
+            p = realloc_checked(p, n, n, shift);
+            usable = T_USABLE_SIZE(p);
+            ref_fill(p, n, usable, shift);
+        }
+        /* Back to one byte: the block is obm's again. */
+        check_chain_block(p, 1);
+    }
+    T_FREE(p);
+}
+
+/* ---- 26. realloc_many_blocks ---- */
+
+static void test_realloc_many_blocks(void **state)
+{
+    enum { NBLOCKS = 16384, OLD = 8192, NEW = 9000, WORD = 1000 };
+    size_t **p = T_MALLOC(OPQ(NBLOCKS * sizeof *p));
+    assert_non_null(p);
+    for (size_t i = 0; i < NBLOCKS; i++) {
+        p[i] = T_MALLOC(OPQ(OLD));
+        assert_non_null(p[i]);
+        p[i][0] = i;
+        p[i][WORD] = i * 0x9e3779b97f4a7c15u;
+    }
+    for (size_t i = 0; i < NBLOCKS; i++) {
+        p[i] = T_REALLOC(p[i], OPQ(NEW));
+        assert_non_null(p[i]);
+        if (p[i][0] != i || p[i][WORD] != i * 0x9e3779b97f4a7c15u)
+            fail_msg("block %zu lost its words after realloc", i);
+    }
+    for (size_t i = 0; i < NBLOCKS; i++) {
+        if (p[i][0] != i || p[i][WORD] != i * 0x9e3779b97f4a7c15u)
+            fail_msg("block %zu lost its words later", i);
+        T_FREE(p[i]);
+    }
+    T_FREE(p);
+}
+
+/* ---- moves between obm and the backing allocator ---- */
+
+static void test_realloc_small_large_small(void **state)
+{
+    const size_t shift = 1;
+    char *p = T_MALLOC(OPQ(100));
+    assert_true(T_OWNS(p));
+    ref_fill(p, 0, 100, shift);
+
+    p = realloc_checked(p, 100000, 100, shift); /* out to the backing allocator */
+    assert_false(T_OWNS(p));
+    ref_fill(p, 100, 100000, shift);
+
+    p = realloc_checked(p, 200, 200, shift); /* and back */
+    assert_true(T_OWNS(p));
+    assert_int_equal(T_USABLE_SIZE(p), 208);
+
+    p = realloc_checked(p, 50, 50, shift); /* a smaller class */
+    assert_true(T_OWNS(p));
+    assert_int_equal(T_USABLE_SIZE(p), 64);
+
+    p = realloc_checked(p, 513, 50, shift); /* one past the small limit */
+    assert_false(T_OWNS(p));
+    T_FREE(p);
+}
+
+static void test_realloc_large_to_small(void **state)
+{
+    static const size_t from[] = {513, 600, 1000, 5000, 100000, 4 * MiB};
+    static const size_t to[] = {1, 16, 100, 255, 256, 511, 512};
+    enum { NTO = sizeof to / sizeof to[0] };
+    for (size_t i = 0; i < sizeof from / sizeof from[0]; i++) {
+        for (size_t j = 0; j < NTO; j++) {
+            size_t shift = i * NTO + j;
+            char *p = T_MALLOC(OPQ(from[i]));
+            assert_non_null(p);
+            assert_false(T_OWNS(p));
+            size_t usable = T_USABLE_SIZE(p);
+            ref_fill(p, 0, usable, shift);
+            p = realloc_checked(p, to[j], to[j], shift);
+            /* Shrinking to at most half, under the small limit: obm's. A
+             * smaller cut may stay where it is (hysteresis). */
+            if (to[j] <= usable / 2 && !T_OWNS(p))
+                fail_msg("realloc(malloc(%zu), %zu) stayed in the backing allocator", from[i],
+                         to[j]);
+            T_FREE(p);
+        }
+    }
+
+    /* Over-aligned blocks are the backing allocator's; small again, obm's. */
+    static const size_t alignments[] = {32, 64, 4096};
+    for (size_t i = 0; i < sizeof alignments / sizeof alignments[0]; i++) {
+        char *p = T_MEMALIGN(OPQ(alignments[i]), OPQ(300));
+        assert_non_null(p);
+        assert_false(T_OWNS(p));
+        ref_fill(p, 0, 300, alignments[i]);
+        p = realloc_checked(p, 40, 40, alignments[i]);
+        assert_true(T_OWNS(p));
+        T_FREE(p);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_obm_active),
+        cmocka_unit_test(test_realloc_matrix),
+        cmocka_unit_test(test_realloc_grow_shrink_chain),
+        cmocka_unit_test(test_realloc_many_blocks),
+        cmocka_unit_test(test_realloc_small_large_small),
+        cmocka_unit_test(test_realloc_large_to_small),
+    };
+    return RUN_TAP_TESTS(tests);
+}
