@@ -21,20 +21,34 @@ obmi_heap obmi_main_heap = {.usedpools = EMPTY_RINGS, .arenas = &obmi_main_arena
 pthread_mutex_t obmi_heap_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* fork(): hold the lock across it so the child never inherits a heap in
- * the middle of an update; the child, single-threaded, starts a new lock. */
+ * the middle of an update; the child, single-threaded, starts a new lock.
+ *
+ * Lock order: stdio's list lock, then the heap lock. glibc's fork runs these
+ * handlers first and only then takes the stdio list lock, so holding the
+ * heap lock alone would deadlock against a thread in fflush(NULL) (holding
+ * the list lock, waiting for a FILE) and a thread in getline (holding that
+ * FILE, waiting in realloc for the heap lock). The list lock is recursive,
+ * so fork taking it again is fine. */
+void _IO_list_lock(void);
+void _IO_list_unlock(void);
+void _IO_list_resetlock(void);
+
 static void fork_prepare(void)
 {
+    _IO_list_lock();
     obmi_lock();
 }
 
 static void fork_parent(void)
 {
     obmi_unlock();
+    _IO_list_unlock();
 }
 
 static void fork_child(void)
 {
     pthread_mutex_init(&obmi_heap_lock, NULL);
+    _IO_list_resetlock();
 }
 
 static void print_config(void)

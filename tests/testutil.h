@@ -27,7 +27,7 @@ static inline unsigned char pattern_byte(uintptr_t tag, size_t i)
 
 static inline void pattern_fill(void *p, size_t n, uintptr_t tag)
 {
-    unsigned char *b = p;
+    unsigned char *b = (unsigned char *)p;
     for (size_t i = 0; i < n; i++)
         b[i] = pattern_byte(tag, i);
 }
@@ -35,7 +35,7 @@ static inline void pattern_fill(void *p, size_t n, uintptr_t tag)
 /* Offset of the first byte that differs from the pattern, or n. */
 static inline size_t pattern_check(const void *p, size_t n, uintptr_t tag)
 {
-    const unsigned char *b = p;
+    const unsigned char *b = (const unsigned char *)p;
     for (size_t i = 0; i < n; i++)
         if (b[i] != pattern_byte(tag, i))
             return i;

@@ -1,1 +1,56 @@
-# tests/dropin
+# tests/dropin: plain programs, not linked to obm, run by test_*.sh with
+# LD_PRELOAD=$(OBM_DROPIN) (tests/dropin/preload.sh). Each proves obm is
+# the process's malloc (dlsym "obm_owns") before it tests anything.
+# -fno-builtin keeps gcc from folding or eliding the malloc calls.
+
+dist_check_SCRIPTS += \
+	tests/dropin/preload.sh \
+	tests/dropin/test_cxx.sh \
+	tests/dropin/test_libc.sh \
+	tests/dropin/test_threads.sh \
+	tests/dropin/test_tls.sh \
+	tests/dropin/test_fork.sh
+
+if HAVE_CMOCKA
+check_LTLIBRARIES += tests/dropin/libdropin.la
+tests_dropin_libdropin_la_SOURCES = tests/dropin/dropin.c tests/dropin/dropin.h
+tests_dropin_libdropin_la_CFLAGS = $(TEST_CFLAGS) -fno-builtin
+
+DROPIN_CFLAGS = $(TEST_CFLAGS) -fno-builtin
+DROPIN_CXXFLAGS = $(TEST_CXXFLAGS) $(CMOCKA_CFLAGS) -fno-builtin
+DROPIN_LDADD = tests/dropin/libdropin.la $(CMOCKA_LIBS) $(PTHREAD_LIBS) -ldl
+
+check_PROGRAMS += \
+	tests/dropin/cxx_preload \
+	tests/dropin/libc_preload \
+	tests/dropin/threads_preload \
+	tests/dropin/tls_preload \
+	tests/dropin/fork_preload
+
+tests_dropin_cxx_preload_SOURCES = tests/dropin/cxx.cc
+tests_dropin_cxx_preload_CXXFLAGS = $(DROPIN_CXXFLAGS)
+tests_dropin_cxx_preload_LDADD = $(DROPIN_LDADD)
+
+tests_dropin_libc_preload_SOURCES = tests/dropin/libc.c
+tests_dropin_libc_preload_CFLAGS = $(DROPIN_CFLAGS)
+tests_dropin_libc_preload_LDADD = $(DROPIN_LDADD)
+
+tests_dropin_threads_preload_SOURCES = tests/dropin/threads.c
+tests_dropin_threads_preload_CFLAGS = $(DROPIN_CFLAGS)
+tests_dropin_threads_preload_LDADD = $(DROPIN_LDADD)
+
+tests_dropin_tls_preload_SOURCES = tests/dropin/tls.cc
+tests_dropin_tls_preload_CXXFLAGS = $(DROPIN_CXXFLAGS)
+tests_dropin_tls_preload_LDADD = $(DROPIN_LDADD)
+
+tests_dropin_fork_preload_SOURCES = tests/dropin/fork.c
+tests_dropin_fork_preload_CFLAGS = $(DROPIN_CFLAGS)
+tests_dropin_fork_preload_LDADD = $(DROPIN_LDADD)
+
+TESTS += \
+	tests/dropin/test_cxx.sh \
+	tests/dropin/test_libc.sh \
+	tests/dropin/test_threads.sh \
+	tests/dropin/test_tls.sh \
+	tests/dropin/test_fork.sh
+endif

@@ -1,1 +1,15 @@
-# tests/real
+# tests/real: real programs with and without the drop-in preloaded; the
+# outputs must match byte for byte, and each run proves obm was active.
+# A script prints "1..0 # SKIP" when its program is not installed.
+
+dist_check_SCRIPTS += tests/real/test_python.sh tests/real/test_sqlite.sh
+TESTS += tests/real/test_python.sh tests/real/test_sqlite.sh
+EXTRA_DIST += tests/real/common.sh tests/real/alloc_heavy.py tests/real/sqlite_workload.awk
+
+# The probe preloaded beside obm into sqlite3 (a program we cannot change)
+# to show obm serves its malloc; -rpath makes libtool build the shared module.
+check_LTLIBRARIES += tests/real/obmprobe.la
+tests_real_obmprobe_la_SOURCES = tests/real/obmprobe.c
+tests_real_obmprobe_la_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_real_obmprobe_la_LDFLAGS = -module -avoid-version -rpath $(abs_builddir)
+tests_real_obmprobe_la_LIBADD = -ldl

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Drop-in: cross-thread free, producer/consumer, thread churn, thread exit (TESTPLAN 28-30).
+exec "${top_srcdir:-.}/tests/dropin/preload.sh" tests/dropin/threads_preload
