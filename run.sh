@@ -21,13 +21,13 @@ script=$top/tests/real/alloc_heavy.py
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-echo "workload: PYTHONMALLOC=malloc $python $(basename "$script")  ($runs runs each, interleaved)"
+echo "workload: PYTHONMALLOC=malloc PYTHONHASHSEED=0 $python $(basename "$script")  ($runs runs each, interleaved)"
 OBM_VERBOSE=1 LD_PRELOAD=$dropin $python -c 'import ctypes; assert ctypes.CDLL(None).obm_owns' ||
     { echo "run.sh: obm is not active under LD_PRELOAD" >&2; exit 1; }
 
 # One run: "<seconds> <peak RSS KiB>" from GNU time, output kept for comparison.
 one_run() { # allocator name, preload
-    env PYTHONMALLOC=malloc ${2:+LD_PRELOAD=$2} /usr/bin/time -f '%e %M' -o "$out/time" \
+    env PYTHONMALLOC=malloc PYTHONHASHSEED=0 ${2:+LD_PRELOAD=$2} /usr/bin/time -f '%e %M' -o "$out/time" \
         "$python" "$script" >"$out/$1.out"
     cat "$out/time"
 }
