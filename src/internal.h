@@ -142,7 +142,13 @@ OBMI_NOINLINE void obmi_heap_free_slow(obmi_heap *heap, obmi_pool *pool);
 void obmi_heap_release_retired(obmi_heap *heap); /* give back retired empty pools */
 bool obmi_heap_check(const obmi_heap *heap);
 
-/* Fast path: pop the free list of the class's first pool. */
+/* The fast paths. Budget, counted with callgrind on a 64-byte malloc/free
+ * pair through the drop-in with live blocks around, single-threaded: about
+ * 105 instructions for the pair, call overhead, the lock test, the arena-map
+ * lookup and the block-start check included (glibc: 139). The heap pop and
+ * push themselves are 6 and 7.
+ *
+ * Fast path: pop the free list of the class's first pool. */
 static inline void *obmi_heap_malloc_small(obmi_heap *heap, unsigned c)
 {
     obmi_pool *pool = heap->usedpools[c];
