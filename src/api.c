@@ -13,9 +13,13 @@
 #define EXPORT_AS(internal, public)                                                                \
     __typeof__(internal) public __attribute__((alias(#internal), visibility("default")))
 
-/* ---- small blocks ---- */
+/* ---- small blocks ----
+ *
+ * Single-threaded, the heap is used directly; otherwise under the heap lock,
+ * in noinline functions so the single-threaded path keeps no registers for
+ * the lock calls. The choice is made once per call. */
 
-static inline void *small_malloc(unsigned c)
+static OBMI_NOINLINE void *small_malloc_locked(unsigned c)
 {
     obmi_lock();
     void *p = obmi_heap_malloc_small(&obmi_main_heap, c);
@@ -23,30 +27,67 @@ static inline void *small_malloc(unsigned c)
     return p;
 }
 
-/* p lies in an obm arena: it must be the start of a block in service. */
-static inline obmi_pool *small_pool_checked(const void *p, const char *func)
+static inline void *small_malloc(unsigned c)
+{
+    if (OBMI_LIKELY(obmi_single_threaded()))
+        return obmi_heap_malloc_small(&obmi_main_heap, c);
+    return small_malloc_locked(c);
+}
+
+/* p lies in an obm arena: it must be the start of a block in service. Two
+ * uses of a freed block are caught on the way, for the price of values the
+ * free path loads anyway: a pool with no block in use, and the block freed
+ * last into its pool. (Full double-free detection is a hardening job.) */
+static inline obmi_pool *small_pool_checked(const void *p, const char *func, const char *if_freed)
 {
     obmi_pool *pool = obmi_pool_of(p);
     if (OBMI_UNLIKELY(!obmi_pool_is_block_start(pool, p)))
         obmi_fatal_ptr(func, "invalid pointer", p);
+    if (OBMI_UNLIKELY(pool->ref_count == 0 || pool->freeblock == p))
+        obmi_fatal_ptr(func, if_freed, p);
     return pool;
+}
+
+static inline void small_free_unlocked(void *p, const char *func)
+{
+    obmi_pool *pool = small_pool_checked(p, func, "double free detected");
+    obmi_heap_free_small(pool->heap, pool, p);
+}
+
+static OBMI_NOINLINE void small_free_locked(void *p, const char *func)
+{
+    obmi_lock();
+    /* Looked up again under the lock: the arena of a pointer that is not
+     * live (a double free racing the last free of its arena) may be gone. */
+    if (OBMI_UNLIKELY(obmi_arena_map_lookup(p) == NULL))
+        obmi_fatal_ptr(func, "invalid pointer", p);
+    small_free_unlocked(p, func);
+    obmi_unlock();
 }
 
 static inline void small_free(void *p, const char *func)
 {
+    if (OBMI_LIKELY(obmi_single_threaded()))
+        small_free_unlocked(p, func);
+    else
+        small_free_locked(p, func);
+}
+
+static OBMI_NOINLINE size_t small_usable_size_locked(const void *p, const char *func)
+{
     obmi_lock();
-    obmi_pool *pool = small_pool_checked(p, func);
-    obmi_heap_free_small(pool->heap, pool, p);
+    if (OBMI_UNLIKELY(obmi_arena_map_lookup(p) == NULL))
+        obmi_fatal_ptr(func, "invalid pointer", p);
+    size_t n = obmi_classes[small_pool_checked(p, func, "invalid pointer")->szidx].size;
     obmi_unlock();
+    return n;
 }
 
 static size_t small_usable_size(const void *p, const char *func)
 {
-    obmi_lock();
-    obmi_pool *pool = small_pool_checked(p, func);
-    size_t n = obmi_classes[pool->szidx].size;
-    obmi_unlock();
-    return n;
+    if (OBMI_LIKELY(obmi_single_threaded()))
+        return obmi_classes[small_pool_checked(p, func, "invalid pointer")->szidx].size;
+    return small_usable_size_locked(p, func);
 }
 
 static void *enomem(void)

@@ -47,6 +47,33 @@ void *obmi_backing_memalign(size_t alignment, size_t size)
     return __libc_memalign(alignment, size);
 }
 
+/* ---- fork ----
+ *
+ * stdio calls malloc with its locks held, so its list lock must be taken
+ * before the heap lock. glibc's fork takes it itself, but only after the
+ * atfork handlers, so holding the heap lock alone deadlocks against a thread
+ * in fflush(NULL) (holding the list lock, waiting for a FILE) and one in
+ * getline (holding that FILE, waiting in realloc for the heap lock). The
+ * list lock is recursive, so fork taking it again is fine. */
+void _IO_list_lock(void);
+void _IO_list_unlock(void);
+void _IO_list_resetlock(void);
+
+void obmi_backing_fork_prepare(void)
+{
+    _IO_list_lock();
+}
+
+void obmi_backing_fork_parent(void)
+{
+    _IO_list_unlock();
+}
+
+void obmi_backing_fork_child(void)
+{
+    _IO_list_resetlock();
+}
+
 /* ---- finding glibc's malloc_usable_size ---- */
 
 typedef size_t (*usable_size_fn)(void *);
@@ -54,6 +81,14 @@ typedef size_t (*usable_size_fn)(void *);
 struct libc_lookup {
     const char *name;
     void *found;
+};
+
+struct dyn_tables {
+    const ElfW(Sym) * symtab;
+    const char *strtab;
+    const uint32_t *gnuhash; /* DT_GNU_HASH, or NULL */
+    const uint32_t *hash;    /* DT_HASH (System V), or NULL */
+    const ElfW(Half) * versym;
 };
 
 static uint32_t gnu_hash(const char *s)
@@ -64,11 +99,61 @@ static uint32_t gnu_hash(const char *s)
     return h;
 }
 
+static uint32_t sysv_hash(const char *s)
+{
+    uint32_t h = 0;
+    for (; *s; s++) {
+        h = (h << 4) + (unsigned char)*s;
+        h ^= (h >> 24) & 0xf0;
+    }
+    return h & 0x0fffffff;
+}
+
 /* A d_ptr is already relocated by ld.so on most targets, and not on some
  * (read-only dynamic sections): accept both. */
 static uintptr_t dyn_addr(const struct dl_phdr_info *info, ElfW(Addr) v)
 {
     return v < info->dlpi_addr ? info->dlpi_addr + v : v;
+}
+
+/* Symbol i is a definition of name that a plain lookup would bind to: not
+ * undefined, not a hidden (non-default) version. */
+static bool symbol_matches(const struct dyn_tables *t, uint32_t i, const char *name)
+{
+    const ElfW(Sym) *s = &t->symtab[i];
+    if (s->st_shndx == SHN_UNDEF || strcmp(name, t->strtab + s->st_name) != 0)
+        return false;
+    return t->versym == NULL || (t->versym[i] & 0x8000) == 0;
+}
+
+static int64_t gnu_hash_find(const struct dyn_tables *t, const char *name)
+{
+    /* nbuckets, symoffset, bloom size, bloom shift, bloom words, buckets,
+     * then one chain word per symbol from symoffset on. */
+    const uint32_t *g = t->gnuhash;
+    uint32_t nbuckets = g[0], symoffset = g[1], bloom_size = g[2];
+    const uint32_t *buckets = (const uint32_t *)((const ElfW(Addr) *)&g[4] + bloom_size);
+    const uint32_t *chain = buckets + nbuckets;
+    uint32_t h = gnu_hash(name);
+    for (uint32_t i = buckets[h % nbuckets]; i >= symoffset; i++) {
+        uint32_t h2 = chain[i - symoffset];
+        if ((h2 | 1) == (h | 1) && symbol_matches(t, i, name))
+            return i;
+        if (h2 & 1)
+            break;
+    }
+    return -1;
+}
+
+static int64_t sysv_hash_find(const struct dyn_tables *t, const char *name)
+{
+    const uint32_t *h = t->hash; /* nbucket, nchain, buckets, chains */
+    uint32_t nbucket = h[0];
+    const uint32_t *buckets = &h[2], *chains = &h[2 + nbucket];
+    for (uint32_t i = buckets[sysv_hash(name) % nbucket]; i != STN_UNDEF; i = chains[i])
+        if (symbol_matches(t, i, name))
+            return i;
+    return -1;
 }
 
 static int libc_lookup_object(struct dl_phdr_info *info, size_t size, void *data)
@@ -83,40 +168,33 @@ static int libc_lookup_object(struct dl_phdr_info *info, size_t size, void *data
             dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
     if (dyn == NULL)
         return 0;
-    const ElfW(Sym) *symtab = NULL;
-    const char *strtab = NULL;
-    const uint32_t *gnuhash = NULL;
+    struct dyn_tables t = {NULL, NULL, NULL, NULL, NULL};
     for (; dyn->d_tag != DT_NULL; dyn++) {
+        uintptr_t a = dyn_addr(info, dyn->d_un.d_ptr);
         if (dyn->d_tag == DT_SYMTAB)
-            symtab = (const ElfW(Sym) *)dyn_addr(info, dyn->d_un.d_ptr);
+            t.symtab = (const ElfW(Sym) *)a;
         else if (dyn->d_tag == DT_STRTAB)
-            strtab = (const char *)dyn_addr(info, dyn->d_un.d_ptr);
+            t.strtab = (const char *)a;
         else if (dyn->d_tag == DT_GNU_HASH)
-            gnuhash = (const uint32_t *)dyn_addr(info, dyn->d_un.d_ptr);
+            t.gnuhash = (const uint32_t *)a;
+        else if (dyn->d_tag == DT_HASH)
+            t.hash = (const uint32_t *)a;
+        else if (dyn->d_tag == DT_VERSYM)
+            t.versym = (const ElfW(Half) *)a;
     }
-    if (symtab == NULL || strtab == NULL || gnuhash == NULL)
+    if (t.symtab == NULL || t.strtab == NULL)
         return 0;
-
-    /* GNU hash: nbuckets, symoffset, bloom size, bloom shift, bloom words,
-     * buckets, then one chain word per symbol from symoffset on. */
-    uint32_t nbuckets = gnuhash[0], symoffset = gnuhash[1], bloom_size = gnuhash[2];
-    const uint32_t *buckets = (const uint32_t *)((const ElfW(Addr) *)&gnuhash[4] + bloom_size);
-    const uint32_t *chain = buckets + nbuckets;
-    uint32_t h = gnu_hash(q->name);
-    uint32_t i = buckets[h % nbuckets];
-    if (i < symoffset)
+    int64_t i = t.gnuhash != NULL ? gnu_hash_find(&t, q->name)
+                : t.hash != NULL  ? sysv_hash_find(&t, q->name)
+                                  : -1;
+    if (i < 0)
         return 0;
-    for (;; i++) {
-        uint32_t h2 = chain[i - symoffset];
-        const ElfW(Sym) *s = &symtab[i];
-        if ((h2 | 1) == (h | 1) && strcmp(q->name, strtab + s->st_name) == 0 &&
-            s->st_shndx != SHN_UNDEF) {
-            q->found = (void *)(info->dlpi_addr + s->st_value);
-            return 1;
-        }
-        if (h2 & 1)
-            return 0;
-    }
+    const ElfW(Sym) *s = &t.symtab[i];
+    void *addr = (void *)(info->dlpi_addr + s->st_value);
+    if (ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC)
+        addr = ((void *(*)(void))addr)(); /* the resolver returns the implementation */
+    q->found = addr;
+    return 1;
 }
 
 static _Atomic(usable_size_fn) libc_usable_size;
@@ -125,21 +203,22 @@ static usable_size_fn resolve_usable_size(void)
 {
     struct libc_lookup q = {.name = "malloc_usable_size", .found = NULL};
     dl_iterate_phdr(libc_lookup_object, &q);
-    if (q.found == NULL)
-        obmi_fatal("cannot find glibc's malloc_usable_size in libc.so");
     usable_size_fn fn = (usable_size_fn)q.found;
-    atomic_store_explicit(&libc_usable_size, fn, memory_order_release);
+    if (fn != NULL)
+        atomic_store_explicit(&libc_usable_size, fn, memory_order_release);
     return fn;
 }
 
 size_t obmi_backing_usable_size(void *p)
 {
     usable_size_fn fn = atomic_load_explicit(&libc_usable_size, memory_order_acquire);
-    if (OBMI_UNLIKELY(fn == NULL))
-        fn = resolve_usable_size();
+    if (OBMI_UNLIKELY(fn == NULL) && (fn = resolve_usable_size()) == NULL)
+        obmi_fatal("cannot find glibc's malloc_usable_size in libc.so");
     return fn(p);
 }
 
+/* Resolved at start-up, outside any malloc call; a failure only matters
+ * once a glibc block's size is asked for. */
 void obmi_backing_init(void)
 {
     if (atomic_load_explicit(&libc_usable_size, memory_order_acquire) == NULL)

@@ -47,3 +47,16 @@ size_t obmi_backing_usable_size(void *p)
 void obmi_backing_init(void)
 {
 }
+
+/* Nothing of the process's malloc calls into libobm: no lock to order. */
+void obmi_backing_fork_prepare(void)
+{
+}
+
+void obmi_backing_fork_parent(void)
+{
+}
+
+void obmi_backing_fork_child(void)
+{
+}

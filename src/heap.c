@@ -51,6 +51,8 @@ static bool pool_exhausted(const obmi_pool *pool)
 
 static obmi_pool *pool_empty_to_used(obmi_heap *heap, unsigned c)
 {
+    /* Before obm hands out its first block: see init.c. */
+    obmi_register_fork_handlers();
     obmi_pool *pool = obmi_arenas_take_pool(heap->arenas);
     if (pool == NULL)
         return NULL;

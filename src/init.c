@@ -2,9 +2,9 @@
  *
  * Everything malloc needs is statically initialised, so the first call may
  * come before any constructor runs (from ld.so or libc) and simply works.
- * The constructor then does what must not happen inside malloc: reading the
- * environment, registering the fork handlers (pthread_atfork may allocate)
- * and resolving the backing allocator.
+ * The fork handlers are registered by the first slow path, before obm has
+ * handed out a single block; the constructor reads the environment and
+ * resolves the backing allocator, which must not happen inside malloc.
  */
 #include <pthread.h>
 
@@ -18,37 +18,66 @@
 obmi_arenas obmi_main_arenas; /* all zero is an empty manager */
 obmi_heap obmi_main_heap = {.usedpools = EMPTY_RINGS, .arenas = &obmi_main_arenas};
 
-pthread_mutex_t obmi_heap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Between fork's prepare handler and the parent or child handler the
+ * forking thread holds the heap lock, yet other libraries' fork handlers
+ * (glibc runs them in that window, and allows them to malloc) may call
+ * obm on that same thread: it re-enters instead of deadlocking. */
+static _Atomic bool forking;
+static pthread_t fork_owner;
+
+static bool lock_is_mine(void)
+{
+    return atomic_load_explicit(&forking, memory_order_acquire) &&
+           pthread_equal(fork_owner, pthread_self());
+}
+
+void obmi_lock(void)
+{
+    if (!lock_is_mine())
+        pthread_mutex_lock(&heap_lock);
+}
+
+void obmi_unlock(void)
+{
+    if (!lock_is_mine())
+        pthread_mutex_unlock(&heap_lock);
+}
 
 /* fork(): hold the lock across it so the child never inherits a heap in
  * the middle of an update; the child, single-threaded, starts a new lock.
- *
- * Lock order: stdio's list lock, then the heap lock. glibc's fork runs these
- * handlers first and only then takes the stdio list lock, so holding the
- * heap lock alone would deadlock against a thread in fflush(NULL) (holding
- * the list lock, waiting for a FILE) and a thread in getline (holding that
- * FILE, waiting in realloc for the heap lock). The list lock is recursive,
- * so fork taking it again is fine. */
-void _IO_list_lock(void);
-void _IO_list_unlock(void);
-void _IO_list_resetlock(void);
-
+ * The backing allocator's hooks order the locks it needs before ours. */
 static void fork_prepare(void)
 {
-    _IO_list_lock();
-    obmi_lock();
+    obmi_backing_fork_prepare();
+    pthread_mutex_lock(&heap_lock);
+    fork_owner = pthread_self();
+    atomic_store_explicit(&forking, true, memory_order_release);
 }
 
 static void fork_parent(void)
 {
-    obmi_unlock();
-    _IO_list_unlock();
+    atomic_store_explicit(&forking, false, memory_order_release);
+    pthread_mutex_unlock(&heap_lock);
+    obmi_backing_fork_parent();
 }
 
 static void fork_child(void)
 {
-    pthread_mutex_init(&obmi_heap_lock, NULL);
-    _IO_list_resetlock();
+    atomic_store_explicit(&forking, false, memory_order_release);
+    pthread_mutex_init(&heap_lock, NULL);
+    obmi_backing_fork_child();
+}
+
+/* Registered as early as possible: prepare handlers run newest first, so
+ * handlers of libraries that start later run before ours and may still
+ * malloc or take locks that a mallocing thread holds. */
+void obmi_register_fork_handlers(void)
+{
+    static _Atomic bool done;
+    if (!atomic_load_explicit(&done, memory_order_relaxed) && !atomic_exchange(&done, true))
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 static void print_config(void)
@@ -73,7 +102,7 @@ void obmi_init(void)
         return;
     obmi_options_init();
     obmi_backing_init();
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    obmi_register_fork_handlers();
     if (obmi_option(OBMI_OPTION_VERBOSE))
         print_config();
 }

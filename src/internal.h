@@ -144,7 +144,7 @@ bool obmi_heap_check(const obmi_heap *heap);
 
 /* The fast paths. Budget, counted with callgrind on a 64-byte malloc/free
  * pair through the drop-in with live blocks around, single-threaded: about
- * 105 instructions for the pair, call overhead, the lock test, the arena-map
+ * 98 instructions for the pair, call overhead, the lock test, the arena-map
  * lookup and the block-start check included (glibc: 139). The heap pop and
  * push themselves are 6 and 7.
  *
@@ -176,23 +176,18 @@ static inline void obmi_heap_free_small(obmi_heap *heap, obmi_pool *pool, void *
 
 extern obmi_heap obmi_main_heap;
 extern obmi_arenas obmi_main_arenas;
-extern pthread_mutex_t obmi_heap_lock;
 
-/* While the process has one thread (glibc's __libc_single_threaded, which
- * only that thread can clear, by starting another), the lock is skipped:
- * nothing inside obm starts a thread, so a skipped lock is never followed
- * by a real unlock. */
-static inline void obmi_lock(void)
+/* The heap lock, taken only while the process has more than one thread
+ * (glibc's __libc_single_threaded, which only the single thread itself can
+ * clear, by starting another). Callers decide once per call, so a lock and
+ * its unlock always pair. */
+static inline bool obmi_single_threaded(void)
 {
-    if (!__libc_single_threaded)
-        pthread_mutex_lock(&obmi_heap_lock);
+    return __libc_single_threaded;
 }
-
-static inline void obmi_unlock(void)
-{
-    if (!__libc_single_threaded)
-        pthread_mutex_unlock(&obmi_heap_lock);
-}
+void obmi_lock(void);
+void obmi_unlock(void);
+void obmi_register_fork_handlers(void);
 void obmi_init(void); /* idempotent: options, fork handlers, backing */
 
 /* ---- backing allocator: backing_libc.c (drop-in) or backing_malloc.c ---- */
@@ -204,6 +199,9 @@ void obmi_backing_free(void *p);
 void *obmi_backing_memalign(size_t alignment, size_t size); /* power-of-two alignment */
 size_t obmi_backing_usable_size(void *p);
 void obmi_backing_init(void);
+void obmi_backing_fork_prepare(void); /* locks the backing side needs held over fork */
+void obmi_backing_fork_parent(void);
+void obmi_backing_fork_child(void);
 
 /* ---- options.c ---- */
 

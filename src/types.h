@@ -80,8 +80,11 @@
  * LOCKING
  *
  *   One process-wide heap and its arena manager sit behind one mutex
- *   (obmi_lock). The arena map is read without it. fork() takes the lock in
- *   the prepare handler and re-creates it in the child.
+ *   (obmi_lock), taken only while glibc says the process has more than one
+ *   thread. The arena map is read without it. fork() takes the lock in the
+ *   prepare handler (after the backing allocator's locks: stdio's list lock
+ *   for the drop-in), lets the forking thread re-enter while other
+ *   libraries' fork handlers run, and re-creates the lock in the child.
  */
 #ifndef OBM_TYPES_H
 #define OBM_TYPES_H

@@ -9,7 +9,8 @@ dist_check_SCRIPTS += \
 	tests/dropin/test_libc.sh \
 	tests/dropin/test_threads.sh \
 	tests/dropin/test_tls.sh \
-	tests/dropin/test_fork.sh
+	tests/dropin/test_fork.sh \
+	tests/dropin/test_fork_handlers.sh
 
 if HAVE_CMOCKA
 check_LTLIBRARIES += tests/dropin/libdropin.la
@@ -25,7 +26,8 @@ check_PROGRAMS += \
 	tests/dropin/libc_preload \
 	tests/dropin/threads_preload \
 	tests/dropin/tls_preload \
-	tests/dropin/fork_preload
+	tests/dropin/fork_preload \
+	tests/dropin/fork_handlers_preload
 
 tests_dropin_cxx_preload_SOURCES = tests/dropin/cxx.cc
 tests_dropin_cxx_preload_CXXFLAGS = $(DROPIN_CXXFLAGS)
@@ -47,10 +49,22 @@ tests_dropin_fork_preload_SOURCES = tests/dropin/fork.c
 tests_dropin_fork_preload_CFLAGS = $(DROPIN_CFLAGS)
 tests_dropin_fork_preload_LDADD = $(DROPIN_LDADD)
 
+tests_dropin_fork_handlers_preload_SOURCES = tests/dropin/fork_handlers.c
+tests_dropin_fork_handlers_preload_CFLAGS = $(DROPIN_CFLAGS)
+tests_dropin_fork_handlers_preload_LDADD = tests/dropin/libforkhandlers.la $(DROPIN_LDADD)
+
+# A real shared library (-rpath), so its constructor runs before obm's.
+check_LTLIBRARIES += tests/dropin/libforkhandlers.la
+tests_dropin_libforkhandlers_la_SOURCES = tests/dropin/forkhandlers.c
+tests_dropin_libforkhandlers_la_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_dropin_libforkhandlers_la_LDFLAGS = -avoid-version -rpath $(abs_builddir)
+tests_dropin_libforkhandlers_la_LIBADD = $(PTHREAD_LIBS)
+
 TESTS += \
 	tests/dropin/test_cxx.sh \
 	tests/dropin/test_libc.sh \
 	tests/dropin/test_threads.sh \
 	tests/dropin/test_tls.sh \
-	tests/dropin/test_fork.sh
+	tests/dropin/test_fork.sh \
+	tests/dropin/test_fork_handlers.sh
 endif
