@@ -6,7 +6,9 @@ cd "$(dirname "$0")"
 
 packages="build-essential autoconf automake libtool pkg-config git
 libcmocka-dev clang clang-format llvm libclang-rt-14-dev valgrind
-python3 sqlite3 time"
+python3 sqlite3 time
+libbenchmark-dev libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4
+gnuplot-nox fonts-dejavu-core"
 
 missing=""
 for p in $packages; do

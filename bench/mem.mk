@@ -1,0 +1,1 @@
+# bench/mem.mk: filled in by the benchmark suite

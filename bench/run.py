@@ -1,0 +1,477 @@
+#!/usr/bin/env python3
+"""obm's benchmark runner: the same programs under every allocator, side by side.
+
+Each benchmark binary is run once per allocator with LD_PRELOAD (glibc: no
+preload), allocators interleaved (A B C D E, A B C D E, ...) for several
+repetitions, so slow drifts of a shared machine hit every allocator alike.
+Medians are reported with their min-max spread, as ratios to glibc and to
+the best peer. Output, in --out:
+
+  raw.json      every sample, plus the machine and allocator versions
+  results.csv   item, metric, allocator, median, min, max, samples
+  table.md      the Markdown table the README quotes
+  *.png         bar charts and the churn run's RSS over time (gnuplot)
+
+Usage: run.py --build BUILD_DIR --out DIR [--quick] [--reps N] [--only GROUPS]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+PEERS = [  # name, preload path (None: glibc itself), Debian package
+    ("glibc", None, "libc6"),
+    ("jemalloc", LIBDIR + "/libjemalloc.so.2", "libjemalloc2"),
+    ("mimalloc", LIBDIR + "/libmimalloc.so.2", "libmimalloc2.0"),
+    ("tcmalloc", LIBDIR + "/libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
+]
+
+# Speed benchmarks (bench/speed.cc) shown in the table: name -> label.
+SPEED_FULL = [
+    ("BM_pair_live/16", "malloc/free pair, 16 B, 10k live"),
+    ("BM_pair_live/64", "malloc/free pair, 64 B, 10k live"),
+    ("BM_pair_live/256", "malloc/free pair, 256 B, 10k live"),
+    ("BM_pair_live/512", "malloc/free pair, 512 B, 10k live"),
+    ("BM_pair_alone/16", "malloc/free pair, 16 B, nothing live"),
+    ("BM_pair_alone/64", "malloc/free pair, 64 B, nothing live"),
+    ("BM_pair_alone/256", "malloc/free pair, 256 B, nothing live"),
+    ("BM_pair_alone/512", "malloc/free pair, 512 B, nothing live"),
+    ("BM_batch_random/10000", "10k random 8..512, freed at random (per op)"),
+    ("BM_batch_random/1000000", "1M random 8..512, freed at random (per op)"),
+    ("BM_realloc_chain", "realloc chain 16 B -> 4 KiB (per realloc)"),
+    ("BM_calloc/64", "calloc/free pair, 64 B"),
+    ("BM_calloc/512", "calloc/free pair, 512 B"),
+    ("BM_calloc/4096", "calloc/free pair, 4 KiB"),
+    ("BM_mixed_large_tail", "pairs 8..4096, 10% above 512 B"),
+    ("BM_churn_private/real_time/threads:1", "private churn, 1 thread (per pair)"),
+    ("BM_churn_private/real_time/threads:2", "private churn, 2 threads (per pair, total)"),
+    ("BM_churn_private/real_time/threads:4", "private churn, 4 threads (per pair, total)"),
+    ("BM_producer_consumer", "producer -> consumer, every free remote (per object)"),
+]
+SPEED_QUICK = [
+    "BM_pair_live/64",
+    "BM_pair_alone/64",
+    "BM_batch_random/10000",
+    "BM_churn_private/real_time/threads:1",
+    "BM_churn_private/real_time/threads:2",
+]
+PAIR_CONFIGS_FULL = [(s, m) for m in ("live", "alone") for s in (16, 64, 256, 512)]
+PAIR_CONFIGS_QUICK = [(64, "live"), (64, "alone")]
+
+# Memory workloads (bench/mem/*.c): program -> [(json key, label, unit, scale)].
+MEM_METRICS = {
+    "random90": [
+        ("rss_per_live", "2M objects, 90% freed at random: RSS / live bytes", "x", 1),
+        ("rss_all_freed_kib", "same, everything freed: RSS kept", "MiB", 1 / 1024),
+        ("rss_all_freed_idle_kib", "same, after 1 s idle", "MiB", 1 / 1024),
+    ],
+    "pinning": [
+        ("rss_pinned_kib", "1% scattered survivors: RSS", "MiB", 1 / 1024),
+        ("rss_per_live", "1% scattered survivors: RSS / live bytes", "x", 1),
+        ("rss_all_freed_idle_kib", "pinning, everything freed, 1 s idle: RSS", "MiB", 1 / 1024),
+    ],
+    "phased": [
+        ("rss_peak_kib", "phased size mixes: peak RSS", "MiB", 1 / 1024),
+    ],
+    "churn": [
+        ("ops_per_sec", "server-like churn: throughput", "Mops/s", 1e-6),
+        ("rss_max_kib", "server-like churn: max RSS", "MiB", 1 / 1024),
+        ("rss_growth_kib", "server-like churn: RSS drift after warm-up", "MiB", 1 / 1024),
+    ],
+}
+HIGHER_IS_BETTER = {"items/s", "Mops/s", "M objects/s", "x scaling"}
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(cmd, env=None, timeout=1800, stdout=subprocess.PIPE):
+    full_env = dict(os.environ)
+    full_env.pop("LD_PRELOAD", None)
+    full_env.update(env or {})
+    return subprocess.run(cmd, env=full_env, stdout=stdout, stderr=subprocess.PIPE,
+                          text=True, timeout=timeout, check=True)
+
+
+def preload_env(path):
+    return {"LD_PRELOAD": path} if path else {}
+
+
+class Samples:
+    """(item, metric, allocator) -> list of values, plus labels and units."""
+
+    def __init__(self):
+        self.values = {}
+        self.meta = {}  # (item, metric) -> (label, unit)
+
+    def add(self, item, metric, label, unit, alloc, value):
+        self.meta[(item, metric)] = (label, unit)
+        self.values.setdefault((item, metric, alloc), []).append(value)
+
+    def keys(self):
+        return list(self.meta.keys())
+
+    def get(self, item, metric, alloc):
+        return self.values.get((item, metric, alloc), [])
+
+
+# ---- the groups ----
+
+def run_speed(build, allocs, quick, rep, samples):
+    binary = os.path.join(build, "bench", "obm-speed")
+    if not os.path.exists(binary):
+        log("speed: skipped: bench/obm-speed was not built "
+            "(google-benchmark not found: apt-get install libbenchmark-dev, then re-run configure)")
+        return
+    names = SPEED_QUICK if quick else [n for n, _ in SPEED_FULL]
+    labels = dict(SPEED_FULL)
+    pattern = "^(" + "|".join(re.escape(n) for n in names) + ")$"
+    for name, path in allocs:
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            run([binary, "--benchmark_filter=" + pattern, "--benchmark_format=json",
+                 "--benchmark_min_time=" + ("0.05" if quick else "0.2"),
+                 "--benchmark_out=" + out.name, "--benchmark_out_format=json"],
+                env=preload_env(path), stdout=subprocess.DEVNULL)
+            data = json.load(open(out.name))
+        for b in data["benchmarks"]:
+            if b.get("run_type") == "aggregate" or "items_per_second" not in b:
+                continue
+            ips = b["items_per_second"]
+            label = labels.get(b["name"], b["name"])
+            if b["name"] == "BM_producer_consumer":
+                samples.add("speed", b["name"], label, "M objects/s", name, ips / 1e6)
+            samples.add("speed", b["name"] + ":ns", label, "ns/op", name, 1e9 / ips)
+        log(f"  speed under {name}: {len(data['benchmarks'])} benchmarks")
+
+
+def derive_scaling(samples, allocs):
+    """2 threads / 1 thread throughput of the private churn benchmark."""
+    one = "BM_churn_private/real_time/threads:1:ns"
+    two = "BM_churn_private/real_time/threads:2:ns"
+    for name, _ in allocs:
+        a, b = samples.get("speed", one, name), samples.get("speed", two, name)
+        for x, y in zip(a, b):
+            samples.add("speed", "scaling_2_1", "private churn: 2 threads / 1 thread throughput",
+                        "x scaling", name, x / y)
+
+
+def run_instructions(build, allocs, quick, samples):
+    binary = os.path.join(build, "bench", "obm-pairs")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callgrind-pairs.sh")
+    if not os.path.exists(binary) or not shutil.which("valgrind"):
+        log("instructions: skipped (bench/obm-pairs or valgrind missing)")
+        return
+    for size, mode in (PAIR_CONFIGS_QUICK if quick else PAIR_CONFIGS_FULL):
+        for name, path in allocs:
+            out = run(["bash", script, binary, path or "", str(size), mode]).stdout.split()
+            samples.add("instructions", f"pair_{mode}/{size}",
+                        f"instructions per malloc/free pair, {size} B, "
+                        + ("10k live" if mode == "live" else "nothing live"),
+                        "instructions", name, float(out[-1]))
+        log(f"  instructions {size} B {mode}: done")
+
+
+def run_mem(build, allocs, quick, rep, samples, series_dir):
+    for prog, metrics in MEM_METRICS.items():
+        binary = os.path.join(build, "bench", "obm-mem-" + prog)
+        if not os.path.exists(binary):
+            log(f"mem {prog}: skipped (not built)")
+            continue
+        for name, path in allocs:
+            cmd = [binary] + (["--quick"] if quick else [])
+            if prog == "churn":
+                cmd += ["--series", os.path.join(series_dir, f"churn-{name}.csv")]
+            data = json.loads(run(cmd, env=preload_env(path)).stdout.strip().splitlines()[-1])
+            for key, label, unit, scale in metrics:
+                samples.add("mem/" + prog, key, label, unit, name, data[key] * scale)
+        log(f"  mem {prog}: done")
+
+
+def timed(cmd, env, stdin=None):
+    """Wall seconds, peak RSS in KiB, and stdout of one run under GNU time."""
+    with tempfile.NamedTemporaryFile("r") as t:
+        proc = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", t.name] + cmd,
+                              env={**{k: v for k, v in os.environ.items() if k != "LD_PRELOAD"},
+                                   **env},
+                              stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, check=True, timeout=1800)
+        secs, kib = t.read().split()[-2:]
+    return float(secs), int(kib), proc.stdout
+
+
+def run_real(srcdir, allocs, quick, rep, samples, outputs):
+    python = "/usr/bin/python3"
+    script = os.path.join(srcdir, "tests", "real", "alloc_heavy.py")
+    if os.path.exists(python) and os.path.exists(script):
+        rows = [(n, {"PYTHONMALLOC": "malloc", **preload_env(p)}) for n, p in allocs]
+        rows.append(("pymalloc", {}))  # CPython's own obmalloc, the reference
+        for name, env in rows:
+            env = {"PYTHONHASHSEED": "0", **env}
+            secs, kib, out = timed([python, "-s", script], env)
+            samples.add("real", "python_s", "python3 allocation-heavy script, PYTHONMALLOC=malloc",
+                        "s", name, secs)
+            samples.add("real", "python_rss", "python3 script: peak RSS", "MiB", name, kib / 1024)
+            outputs.setdefault("python", {})[name] = out
+        log("  python3: done")
+    sqlite = shutil.which("sqlite3")
+    awk = os.path.join(srcdir, "tests", "real", "sqlite_workload.awk")
+    if sqlite and os.path.exists(awk) and not quick:
+        with tempfile.TemporaryDirectory() as d:
+            sql = os.path.join(d, "work.sql")
+            with open(sql, "w") as f:
+                subprocess.run(["awk", "-f", awk], stdout=f, check=True)
+            for name, path in allocs:
+                db = os.path.join(d, f"{name}.db")
+                with open(sql) as f:
+                    secs, kib, out = timed([sqlite, db], preload_env(path), stdin=f)
+                os.unlink(db)
+                samples.add("real", "sqlite_s", "sqlite3 workload (100k rows, indexes, VACUUM)",
+                            "s", name, secs)
+                samples.add("real", "sqlite_rss", "sqlite3 workload: peak RSS", "MiB", name,
+                            kib / 1024)
+                outputs.setdefault("sqlite", {})[name] = out
+        log("  sqlite3: done")
+
+
+# ---- reporting ----
+
+def summarise(samples, allocs):
+    rows = []
+    for item, metric in samples.keys():
+        label, unit = samples.meta[(item, metric)]
+        for name in allocs:
+            v = samples.get(item, metric, name)
+            if v:
+                med = statistics.median(v)
+                rows.append({"item": item, "metric": metric, "label": label, "unit": unit,
+                             "allocator": name, "median": med, "min": min(v), "max": max(v),
+                             "n": len(v),
+                             "spread_pct": 100 * (max(v) - min(v)) / med if med else 0.0})
+    return rows
+
+
+def fmt(x):
+    if x == 0:
+        return "0"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def write_table(rows, names, path, machine, quick):
+    by = {}
+    for r in rows:
+        by.setdefault((r["item"], r["metric"]), {})[r["allocator"]] = r
+    peers = [n for n in names if n not in ("obm", "pymalloc")]
+    lines = [f"Medians of {machine['reps']} interleaved runs{' (quick subset)' if quick else ''}, "
+             f"{machine['date']}, {machine['cpu']} ({machine['cores']} cores), "
+             f"{machine['os']}. Lower is better unless the unit says otherwise "
+             "(M objects/s, Mops/s, x scaling: higher is better).", ""]
+    header = "| benchmark | unit | " + " | ".join(names) + " | obm / glibc | obm / best peer |"
+    lines += [header, "|" + "---|" * (len(names) + 4)]
+    for (item, metric), per in by.items():
+        any_row = next(iter(per.values()))
+        unit = any_row["unit"]
+        cells = [fmt(per[n]["median"]) if n in per else "" for n in names]
+        higher = unit in HIGHER_IS_BETTER
+        ratio_glibc = ratio_best = ""
+        if "obm" in per and "glibc" in per and per["glibc"]["median"]:
+            ratio_glibc = f"{per['obm']['median'] / per['glibc']['median']:.2f}"
+        peer_vals = [per[n]["median"] for n in peers if n in per]
+        if "obm" in per and peer_vals:
+            best = max(peer_vals) if higher else min(peer_vals)
+            if best:
+                ratio_best = f"{per['obm']['median'] / best:.2f}"
+        lines.append(f"| {any_row['label']} | {unit} | " + " | ".join(cells)
+                     + f" | {ratio_glibc} | {ratio_best} |")
+    noisy = sorted((r for r in rows if r["n"] > 1), key=lambda r: -r["spread_pct"])[:5]
+    if noisy:
+        lines += ["", "Noisiest (min-max spread over the runs, % of the median): "
+                  + "; ".join(f"{r['label']} under {r['allocator']}: {r['spread_pct']:.0f}%"
+                              for r in noisy) + "."]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def write_csv(rows, path):
+    with open(path, "w") as f:
+        f.write("item,metric,allocator,median,min,max,n,spread_pct,unit\n")
+        for r in rows:
+            f.write(f"{r['item']},{r['metric']},{r['allocator']},{r['median']:.6g},"
+                    f"{r['min']:.6g},{r['max']:.6g},{r['n']},{r['spread_pct']:.1f},{r['unit']}\n")
+
+
+def plot_bars(rows, names, metrics, title, ylabel, path):
+    """A clustered bar chart: one cluster per metric, one bar per allocator."""
+    by = {(r["item"], r["metric"], r["allocator"]): r["median"] for r in rows}
+    present = [m for m in metrics if any((m[0], m[1], n) in by for n in names)]
+    if not present or not shutil.which("gnuplot"):
+        return
+    dat = path + ".dat"
+    with open(dat, "w") as f:
+        f.write("label " + " ".join(names) + "\n")
+        for item, metric, short in present:
+            f.write(f'"{short}" ' + " ".join(f"{by.get((item, metric, n), 0):.6g}"
+                                             for n in names) + "\n")
+    cols = " , ".join(f"'{dat}' using {i + 2}:xtic(1) title '{n}'" for i, n in enumerate(names))
+    script = f"""
+set terminal pngcairo size 1100,520 font 'DejaVu Sans,10'
+set output '{path}'
+set title '{title}'
+set ylabel '{ylabel}'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set key top left
+set grid ytics
+set xtics rotate by -20
+set yrange [0:*]
+plot {cols}
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    os.unlink(dat)
+
+
+def plot_churn(series_dir, names, path):
+    files = [(n, os.path.join(series_dir, f"churn-{n}.csv")) for n in names]
+    files = [(n, f) for n, f in files if os.path.exists(f)]
+    if not files or not shutil.which("gnuplot"):
+        return
+    lines = " , ".join(f"'{f}' using 2:($3/1024) with lines lw 2 title '{n}'" for n, f in files)
+    script = f"""
+set terminal pngcairo size 1100,480 font 'DejaVu Sans,10'
+set output '{path}'
+set datafile separator ','
+set key autotitle columnhead
+set title 'Server-like churn: RSS over time (steady live set, periodic bursts)'
+set xlabel 'seconds'
+set ylabel 'RSS (MiB)'
+set grid
+set key top left
+plot {lines}
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+
+
+def machine_description(reps, allocs, build):
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    versions = {}
+    for name, _, pkg in PEERS:
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True,
+                           text=True)
+        versions[name] = r.stdout.strip() or "not installed"
+    commit = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse",
+                             "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    versions["obm"] = commit or "unknown"
+    os_name = platform.platform()
+    if os.path.exists("/etc/debian_version"):
+        os_name = "Debian " + open("/etc/debian_version").read().strip()
+    return {"date": datetime.date.today().isoformat(), "cpu": cpu, "cores": os.cpu_count(),
+            "memory_gib": round(mem_kib / 1024 / 1024, 1), "os": os_name,
+            "kernel": platform.release(), "reps": reps, "versions": versions,
+            "allocators": [n for n, _ in allocs]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", required=True, help="obm build directory")
+    ap.add_argument("--out", required=True, help="results directory (created)")
+    ap.add_argument("--quick", action="store_true", help="a small subset, under 2 minutes")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5, quick 3)")
+    ap.add_argument("--only", default="speed,instructions,mem,real",
+                    help="comma-separated groups to run")
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    srcdir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    reps = args.reps or (3 if args.quick else 5)
+    groups = set(args.only.split(","))
+
+    obm = os.path.join(build, ".libs", "libobmalloc.so")
+    if not os.path.exists(obm):
+        sys.exit(f"run.py: {obm} not found: build obm first")
+    allocs = []
+    for name, path, pkg in PEERS:
+        if path and not os.path.exists(path):
+            log(f"{name}: {path} not found (apt-get install {pkg}); left out")
+            continue
+        allocs.append((name, path))
+    allocs.append(("obm", obm))
+
+    os.makedirs(args.out, exist_ok=True)
+    series_dir = args.out
+    samples = Samples()
+    outputs = {}
+    t0 = time.time()
+    machine = machine_description(reps, allocs, build)
+    if "instructions" in groups:  # deterministic: one run is enough
+        run_instructions(build, allocs, args.quick, samples)
+    for rep in range(reps):
+        log(f"repetition {rep + 1}/{reps} ({time.time() - t0:.0f} s so far)")
+        if "speed" in groups:
+            run_speed(build, allocs, args.quick, rep, samples)
+        if "mem" in groups:
+            run_mem(build, allocs, args.quick, rep, samples, series_dir)
+        if "real" in groups and (not args.quick or rep == 0):
+            run_real(srcdir, allocs, args.quick, rep, samples, outputs)
+    derive_scaling(samples, allocs)
+
+    # Real programs must print the same under every allocator.
+    for prog, outs in outputs.items():
+        ref = outs.get("glibc")
+        bad = [n for n, o in outs.items() if o != ref]
+        if bad:
+            sys.exit(f"run.py: {prog} output differs from glibc's under: {', '.join(bad)}")
+
+    names = [n for n, _ in allocs] + (["pymalloc"] if "python" in outputs else [])
+    rows = summarise(samples, names)
+    json.dump({"machine": machine, "quick": args.quick,
+               "samples": [{"item": i, "metric": m, "allocator": a, "values": v}
+                           for (i, m, a), v in samples.values.items()]},
+              open(os.path.join(args.out, "raw.json"), "w"), indent=1)
+    write_csv(rows, os.path.join(args.out, "results.csv"))
+    write_table(rows, names, os.path.join(args.out, "table.md"), machine, args.quick)
+    alloc_names = [n for n, _ in allocs]
+    plot_bars(rows, alloc_names,
+              [("speed", n + ":ns", n.replace("BM_", "").replace("/real_time", ""))
+               for n, _ in SPEED_FULL if "churn" not in n and "producer" not in n],
+              "Speed: ns per operation (lower is better)", "ns/op",
+              os.path.join(args.out, "speed.png"))
+    plot_bars(rows, alloc_names,
+              [("instructions", f"pair_{m}/{s}", f"{s} B {m}") for s, m in PAIR_CONFIGS_FULL],
+              "Instructions per malloc/free pair (callgrind; lower is better)", "instructions",
+              os.path.join(args.out, "instructions.png"))
+    plot_bars(rows, alloc_names,
+              [("mem/random90", "rss_all_freed_kib", "random90: all freed"),
+               ("mem/random90", "rss_all_freed_idle_kib", "random90: freed + 1 s idle"),
+               ("mem/pinning", "rss_pinned_kib", "pinning: 1% survivors"),
+               ("mem/phased", "rss_peak_kib", "phased: peak"),
+               ("mem/churn", "rss_max_kib", "churn: max")],
+              "Memory: RSS in MiB (lower is better)", "MiB", os.path.join(args.out, "memory.png"))
+    plot_churn(series_dir, alloc_names, os.path.join(args.out, "churn.png"))
+    log(f"done in {time.time() - t0:.0f} s: {args.out}/table.md")
+    sys.stdout.write(open(os.path.join(args.out, "table.md")).read())
+
+
+if __name__ == "__main__":
+    main()

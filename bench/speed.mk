@@ -1,0 +1,1 @@
+# bench/speed.mk: filled in by the benchmark suite
