@@ -1,6 +1,7 @@
 # Checks on the tree and the built libraries: formatting, exported symbols,
 # and the README's option table against the code.
-TREE_CHECKS = tests/checks/format.sh tests/checks/symbols.sh tests/checks/options_doc.sh
+TREE_CHECKS = tests/checks/format.sh tests/checks/symbols.sh tests/checks/options_doc.sh \
+	tests/checks/bench_smoke.sh
 dist_check_SCRIPTS += $(TREE_CHECKS)
 TESTS += $(TREE_CHECKS)
 check_PROGRAMS += tests/checks/options_table

@@ -1,0 +1,406 @@
+/* obm-speed: allocator speed, one binary for every allocator.
+ *
+ * The same binary runs once per allocator: glibc (no preload) or
+ * LD_PRELOAD=<jemalloc, mimalloc, tcmalloc or obm's libobmalloc.so>. Every
+ * measured operation is a plain malloc, free, realloc or calloc (never obm_*
+ * and never C++ new), and this file is built with -fno-builtin, so the
+ * compiler can neither elide nor merge a malloc/free pair and the preloaded
+ * allocator is the one measured. Every returned pointer goes through
+ * benchmark::DoNotOptimize. Random sizes and orders come from a fixed-seed
+ * xorshift and are generated outside the timed loop.
+ *
+ * Each benchmark reports items = operations performed, the operation being
+ * stated in its label, so ns/op = 1e9 / items_per_second. For the threaded
+ * ones, items are counted per thread and google-benchmark sums
+ * items_per_second over the threads (with real time): aggregate throughput.
+ *
+ * Order matters: glibc sets __libc_single_threaded to false for good once a
+ * second thread is created, and both glibc's malloc and obm skip their locks
+ * only while it is true. The single-threaded benchmarks are therefore
+ * registered first and the threaded ones last (BM_churn_private/threads:1
+ * runs on the main thread, before any thread exists); a --benchmark_filter
+ * keeps that order.
+ *
+ * The context of the JSON output names the allocator actually in use
+ * ("allocator": obm, jemalloc ..., found with dlsym), so a runner can check
+ * that the preload took.
+ */
+#include <benchmark/benchmark.h>
+
+#include <dlfcn.h>
+#include <gnu/libc-version.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <numeric>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace
+{
+
+/* xorshift64*: small, fast, deterministic. */
+struct Rng {
+    uint64_t s;
+    explicit Rng(uint64_t seed) : s(seed ? seed : 0x9e3779b97f4a7c15ull)
+    {
+    }
+    uint64_t next()
+    {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        return s * 0x2545f4914f6cdd1dull;
+    }
+    /* Uniform in lo..hi (inclusive); the modulo bias is irrelevant here. */
+    size_t range(size_t lo, size_t hi)
+    {
+        return lo + (size_t)((next() >> 11) % (hi - lo + 1));
+    }
+};
+
+constexpr size_t kLiveBlocks = 10000; /* the live set of BM_pair_live */
+constexpr size_t kRingSlots = 1000;   /* live slots of the churn rings */
+constexpr size_t kSizeTable = 8192;   /* pre-generated sizes, a power of two */
+
+/* The live set: kLiveBlocks blocks of mixed small sizes (8..512), the same
+ * as bench/pairs.c's "live". */
+std::vector<void *> alloc_live_set()
+{
+    std::vector<void *> live(kLiveBlocks);
+    Rng rng(1);
+    for (auto &p : live) {
+        p = malloc(rng.range(8, 512));
+        benchmark::DoNotOptimize(p);
+    }
+    return live;
+}
+
+void free_all(std::vector<void *> &blocks)
+{
+    for (void *p : blocks)
+        free(p);
+    blocks.clear();
+}
+
+/* malloc(size) + free pairs, size = range(0); op = one pair. */
+void pairs(benchmark::State &state)
+{
+    const size_t size = (size_t)state.range(0);
+    for (auto _ : state) {
+        void *p = malloc(size);
+        benchmark::DoNotOptimize(p);
+        free(p);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
+/* Pairs with 10,000 live blocks of mixed small sizes around. */
+void BM_pair_live(benchmark::State &state)
+{
+    std::vector<void *> live = alloc_live_set();
+    pairs(state);
+    free_all(live);
+    state.SetLabel("op = malloc+free pair, 10000 live blocks");
+}
+
+/* Pairs with nothing else of ours live: an allocator that gives its last
+ * page (pool, run, span) back on every free pays for it here. */
+void BM_pair_alone(benchmark::State &state)
+{
+    pairs(state);
+    state.SetLabel("op = malloc+free pair, nothing else live");
+}
+
+/* Allocate N blocks of random sizes 8..512, then free them in a random
+ * (pre-shuffled) order; op = one malloc or one free, 2N per iteration. */
+void BM_batch_random(benchmark::State &state)
+{
+    const size_t n = (size_t)state.range(0);
+    std::vector<uint32_t> sizes(n);
+    std::vector<uint32_t> order(n);
+    std::vector<void *> blocks(n);
+    Rng rng(2);
+    for (auto &s : sizes)
+        s = (uint32_t)rng.range(8, 512);
+    std::iota(order.begin(), order.end(), 0u);
+    for (size_t i = n - 1; i > 0; i--)
+        std::swap(order[i], order[rng.range(0, i)]);
+
+    for (auto _ : state) {
+        for (size_t i = 0; i < n; i++) {
+            void *p = malloc(sizes[i]);
+            benchmark::DoNotOptimize(p);
+            blocks[i] = p;
+        }
+        for (size_t i = 0; i < n; i++)
+            free(blocks[order[i]]);
+    }
+    state.SetItemsProcessed(state.iterations() * 2 * (int64_t)n);
+    state.SetLabel("op = one malloc or one free (random sizes 8..512, random free order)");
+}
+
+/* One block grown by realloc from 16 to 4096 bytes in steps of 16, then
+ * freed; op = one realloc (255 per chain; the first malloc and the final
+ * free are in the time, not in the count). */
+void BM_realloc_chain(benchmark::State &state)
+{
+    constexpr size_t kFirst = 16, kLast = 4096, kStep = 16;
+    constexpr int64_t kReallocs = (kLast - kFirst) / kStep;
+    for (auto _ : state) {
+        void *p = malloc(kFirst);
+        benchmark::DoNotOptimize(p);
+        for (size_t size = kFirst + kStep; size <= kLast; size += kStep) {
+            p = realloc(p, size);
+            benchmark::DoNotOptimize(p);
+        }
+        free(p);
+    }
+    state.SetItemsProcessed(state.iterations() * kReallocs);
+    state.SetLabel("op = one realloc (16 -> 4096 B in 16 B steps)");
+}
+
+/* calloc(1, size) + free, touching the first byte; op = one pair. */
+void BM_calloc(benchmark::State &state)
+{
+    const size_t size = (size_t)state.range(0);
+    for (auto _ : state) {
+        void *p = calloc(1, size);
+        benchmark::DoNotOptimize(p);
+        static_cast<volatile char *>(p)[0] = 1;
+        free(p);
+    }
+    state.SetItemsProcessed(state.iterations());
+    state.SetLabel("op = calloc+free pair");
+}
+
+/* A ring of kRingSlots live blocks: each step frees the slot's old block
+ * and mallocs a new one of the next pre-generated size; op = one pair. */
+void ring_churn(benchmark::State &state, const std::vector<uint32_t> &sizes)
+{
+    std::vector<void *> ring(kRingSlots);
+    size_t k = 0;
+    for (auto &p : ring) {
+        p = malloc(sizes[k++ & (kSizeTable - 1)]);
+        benchmark::DoNotOptimize(p);
+    }
+    size_t slot = 0;
+    for (auto _ : state) {
+        free(ring[slot]);
+        void *p = malloc(sizes[k++ & (kSizeTable - 1)]);
+        benchmark::DoNotOptimize(p);
+        ring[slot] = p;
+        if (++slot == kRingSlots)
+            slot = 0;
+    }
+    free_all(ring);
+    state.SetItemsProcessed(state.iterations());
+}
+
+/* Every thread churns its own ring, sizes 16..512; nothing is shared. */
+void BM_churn_private(benchmark::State &state)
+{
+    std::vector<uint32_t> sizes(kSizeTable);
+    Rng rng(100 + (uint64_t)state.thread_index());
+    for (auto &s : sizes)
+        s = (uint32_t)rng.range(16, 512);
+    ring_churn(state, sizes);
+    state.SetLabel("op = free+malloc pair per thread (ring of 1000, 16..512 B)");
+}
+
+/* The same ring, one thread, with a tail of larger blocks: 90% 8..512,
+ * 10% 513..4096 (what obm hands to its backing allocator). */
+void BM_mixed_large_tail(benchmark::State &state)
+{
+    std::vector<uint32_t> sizes(kSizeTable);
+    Rng rng(3);
+    for (auto &s : sizes)
+        s = (uint32_t)(rng.range(0, 9) == 0 ? rng.range(513, 4096) : rng.range(8, 512));
+    ring_churn(state, sizes);
+    state.SetLabel("op = free+malloc pair (ring of 1000, 90% 8..512 B, 10% 513..4096 B)");
+}
+
+/* A bounded lock-free single-producer/single-consumer ring of pointers.
+ * Each side publishes its index every kBatch elements (the producer also at
+ * the end, flush()), so the two sides never write the same cache lines of
+ * the ring at the same time and the index lines change hands once per batch:
+ * the ring costs little next to the allocator. */
+class Spsc
+{
+  public:
+    static constexpr size_t kCap = 4096; /* powers of two */
+    static constexpr size_t kBatch = 64;
+
+    void push(void *p)
+    {
+        for (unsigned spins = 0; tail_local_ - head_cache_ == kCap; spins++) {
+            head_cache_ = head_.load(std::memory_order_acquire);
+            if (tail_local_ - head_cache_ == kCap)
+                backoff(spins);
+        }
+        slots_[tail_local_++ & (kCap - 1)] = p;
+        if ((tail_local_ & (kBatch - 1)) == 0)
+            tail_.store(tail_local_, std::memory_order_release);
+    }
+
+    void flush()
+    {
+        tail_.store(tail_local_, std::memory_order_release);
+    }
+
+    void *pop()
+    {
+        for (unsigned spins = 0; head_local_ == tail_cache_; spins++) {
+            tail_cache_ = tail_.load(std::memory_order_acquire);
+            if (head_local_ == tail_cache_)
+                backoff(spins);
+        }
+        void *p = slots_[head_local_++ & (kCap - 1)];
+        if ((head_local_ & (kBatch - 1)) == 0)
+            head_.store(head_local_, std::memory_order_release);
+        return p;
+    }
+
+  private:
+    /* Spin a little, then yield: with fewer free CPUs than the two
+     * threads, a pure spin would hold the CPU the other side needs. */
+    static void backoff(unsigned spins)
+    {
+#if defined(__x86_64__) || defined(__i386__)
+        if (spins < 256) {
+            __builtin_ia32_pause();
+            return;
+        }
+#endif
+        std::this_thread::yield();
+    }
+
+    /* Each side's published index, then its private state on its own
+     * cache line: its unpublished index and its copy of the other's. */
+    alignas(64) std::atomic<size_t> tail_{0}; /* published by the producer */
+    alignas(64) std::atomic<size_t> head_{0}; /* published by the consumer */
+    alignas(64) size_t tail_local_ = 0;       /* the producer's own */
+    size_t head_cache_ = 0;
+    alignas(64) size_t head_local_ = 0; /* the consumer's own */
+    size_t tail_cache_ = 0;
+    alignas(64) void *slots_[kCap];
+};
+
+/* Pin the calling thread to the n-th CPU of the process's affinity mask
+ * (nothing when the mask has fewer). */
+void pin_to_nth_cpu(const cpu_set_t &mask, int n)
+{
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (CPU_ISSET(cpu, &mask) && n-- == 0) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+            return;
+        }
+    }
+}
+
+/* One producer thread mallocs 64-byte blocks and writes a word in each; one
+ * consumer thread reads the word and frees the block, so every free is
+ * remote. Timed from before the two threads start to after both are
+ * joined; op = one object transferred.
+ *
+ * The two threads are pinned to the first two CPUs of the process's
+ * affinity mask (when it has two): the free is then remote in hardware
+ * too, and the result does not depend on whether the scheduler happened to
+ * put both threads on one CPU, where they take turns in cache (measured on
+ * a 2-CPU VM: unpinned runs swung between those two regimes). */
+void BM_producer_consumer(benchmark::State &state)
+{
+    constexpr uint64_t kObjects = 1000000;
+    cpu_set_t mask;
+    sched_getaffinity(0, sizeof mask, &mask);
+    for (auto _ : state) {
+        auto *ring = new Spsc;
+        uint64_t sum = 0;
+        const auto start = std::chrono::steady_clock::now();
+        std::thread producer([ring, &mask] {
+            pin_to_nth_cpu(mask, 0);
+            for (uint64_t i = 0; i < kObjects; i++) {
+                void *p = malloc(64);
+                benchmark::DoNotOptimize(p);
+                *static_cast<uint64_t *>(p) = i;
+                ring->push(p);
+            }
+            ring->flush();
+        });
+        std::thread consumer([ring, &sum, &mask] {
+            pin_to_nth_cpu(mask, 1);
+            uint64_t s = 0;
+            for (uint64_t i = 0; i < kObjects; i++) {
+                void *p = ring->pop();
+                s += *static_cast<uint64_t *>(p);
+                free(p);
+            }
+            sum = s;
+        });
+        producer.join();
+        consumer.join();
+        const auto end = std::chrono::steady_clock::now();
+        state.SetIterationTime(std::chrono::duration<double>(end - start).count());
+        delete ring;
+        if (sum != kObjects * (kObjects - 1) / 2) {
+            state.SkipWithError("producer/consumer: objects lost or corrupted");
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * (int64_t)kObjects);
+    state.SetLabel("op = one 64 B object malloc'd by the producer, freed by the consumer");
+}
+
+/* The allocator in use, for the output's context. */
+std::string allocator_name()
+{
+    using MiVersion = int (*)(void);
+    using TcVersion = const char *(*)(int *, int *, const char **);
+    using Mallctl = int (*)(const char *, void *, size_t *, void *, size_t);
+    if (dlsym(RTLD_DEFAULT, "obm_owns"))
+        return "obm";
+    if (auto mi_version = (MiVersion)dlsym(RTLD_DEFAULT, "mi_version"))
+        return "mimalloc " + std::to_string(mi_version());
+    if (auto tc_version = (TcVersion)dlsym(RTLD_DEFAULT, "tc_version"))
+        return tc_version(nullptr, nullptr, nullptr);
+    if (auto mallctl = (Mallctl)dlsym(RTLD_DEFAULT, "mallctl")) {
+        const char *version = nullptr;
+        size_t len = sizeof version;
+        if (mallctl("version", &version, &len, nullptr, 0) == 0 && version)
+            return std::string("jemalloc ") + version;
+        return "jemalloc";
+    }
+    return std::string("glibc ") + gnu_get_libc_version();
+}
+
+} // namespace
+
+/* Single-threaded benchmarks first (see the top of the file). */
+BENCHMARK(BM_pair_live)->Arg(16)->Arg(64)->Arg(256)->Arg(512);
+BENCHMARK(BM_pair_alone)->Arg(16)->Arg(64)->Arg(256)->Arg(512);
+BENCHMARK(BM_batch_random)->Arg(10000)->Arg(1000000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_realloc_chain)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_calloc)->Arg(64)->Arg(512)->Arg(4096);
+BENCHMARK(BM_mixed_large_tail);
+/* Threads from here on. */
+BENCHMARK(BM_churn_private)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
+BENCHMARK(BM_producer_consumer)->Iterations(5)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+int main(int argc, char **argv)
+{
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv))
+        return 1;
+    benchmark::AddCustomContext("allocator", allocator_name());
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}
