@@ -16,6 +16,7 @@ Usage: run.py --build BUILD_DIR --out DIR [--quick] [--reps N] [--only GROUPS]
 """
 
 import argparse
+import csv
 import datetime
 import json
 import os
@@ -94,6 +95,8 @@ MEM_METRICS = {
         ("rss_growth_kib", "server-like churn: RSS drift after warm-up", "MiB", 1 / 1024),
     ],
 }
+COLORS = {"glibc": "#8c8c8c", "jemalloc": "#2a9d8f", "mimalloc": "#457b9d",
+          "tcmalloc": "#e9c46a", "obm": "#d62828", "pymalloc": "#6a4c93"}
 HIGHER_IS_BETTER = {"items/s", "Mops/s", "M objects/s", "x scaling"}
 
 
@@ -311,15 +314,31 @@ def write_table(rows, names, path, machine, quick):
         f.write("\n".join(lines) + "\n")
 
 
+CSV_FIELDS = ["item", "metric", "allocator", "median", "min", "max", "n", "spread_pct", "unit",
+              "label"]
+
+
 def write_csv(rows, path):
-    with open(path, "w") as f:
-        f.write("item,metric,allocator,median,min,max,n,spread_pct,unit\n")
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore")
+        w.writeheader()
         for r in rows:
-            f.write(f"{r['item']},{r['metric']},{r['allocator']},{r['median']:.6g},"
-                    f"{r['min']:.6g},{r['max']:.6g},{r['n']},{r['spread_pct']:.1f},{r['unit']}\n")
+            w.writerow({**r, **{k: f"{r[k]:.6g}" for k in ("median", "min", "max")},
+                        "spread_pct": f"{r['spread_pct']:.1f}"})
 
 
-def plot_bars(rows, names, metrics, title, ylabel, path):
+def read_csv(path):
+    rows = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            for k in ("median", "min", "max", "spread_pct"):
+                r[k] = float(r[k])
+            r["n"] = int(r["n"])
+            rows.append(r)
+    return rows
+
+
+def plot_bars(rows, names, metrics, title, ylabel, path, log_y=False):
     """A clustered bar chart: one cluster per metric, one bar per allocator."""
     by = {(r["item"], r["metric"], r["allocator"]): r["median"] for r in rows}
     present = [m for m in metrics if any((m[0], m[1], n) in by for n in names)]
@@ -327,13 +346,13 @@ def plot_bars(rows, names, metrics, title, ylabel, path):
         return
     dat = path + ".dat"
     with open(dat, "w") as f:
-        f.write("label " + " ".join(names) + "\n")
         for item, metric, short in present:
             f.write(f'"{short}" ' + " ".join(f"{by.get((item, metric, n), 0):.6g}"
                                              for n in names) + "\n")
-    cols = " , ".join(f"'{dat}' using {i + 2}:xtic(1) title '{n}'" for i, n in enumerate(names))
+    cols = " , ".join(f"'{dat}' using {i + 2}:xtic(1) title '{n}' linecolor rgb '{COLORS.get(n, 'black')}'"
+                      for i, n in enumerate(names))
     script = f"""
-set terminal pngcairo size 1100,520 font 'DejaVu Sans,10'
+set terminal pngcairo noenhanced size 1100,520 font 'DejaVu Sans,10'
 set output '{path}'
 set title '{title}'
 set ylabel '{ylabel}'
@@ -344,7 +363,8 @@ set boxwidth 0.9
 set key top left
 set grid ytics
 set xtics rotate by -20
-set yrange [0:*]
+set xrange [-0.6:{len(present) - 0.4}]
+{"set logscale y" if log_y else "set yrange [0:*]"}
 plot {cols}
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
@@ -356,12 +376,12 @@ def plot_churn(series_dir, names, path):
     files = [(n, f) for n, f in files if os.path.exists(f)]
     if not files or not shutil.which("gnuplot"):
         return
-    lines = " , ".join(f"'{f}' using 2:($3/1024) with lines lw 2 title '{n}'" for n, f in files)
+    lines = " , ".join(f"'{f}' every ::1 using 2:($3/1024) with lines lw 2 "
+                       f"linecolor rgb '{COLORS.get(n, 'black')}' title '{n}'" for n, f in files)
     script = f"""
-set terminal pngcairo size 1100,480 font 'DejaVu Sans,10'
+set terminal pngcairo noenhanced size 1100,480 font 'DejaVu Sans,10'
 set output '{path}'
 set datafile separator ','
-set key autotitle columnhead
 set title 'Server-like churn: RSS over time (steady live set, periodic bursts)'
 set xlabel 'seconds'
 set ylabel 'RSS (MiB)'
@@ -370,6 +390,26 @@ set key top left
 plot {lines}
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
+
+
+def make_plots(rows, alloc_names, out):
+    plot_bars(rows, alloc_names,
+              [("speed", n + ":ns", n.replace("BM_", "").replace("/real_time", ""))
+               for n, _ in SPEED_FULL if "churn" not in n and "producer" not in n],
+              "Speed: ns per operation (lower is better; log scale)", "ns/op",
+              os.path.join(out, "speed.png"), log_y=True)
+    plot_bars(rows, alloc_names,
+              [("instructions", f"pair_{m}/{s}", f"{s} B {m}") for s, m in PAIR_CONFIGS_FULL],
+              "Instructions per malloc/free pair (callgrind; lower is better)", "instructions",
+              os.path.join(out, "instructions.png"))
+    plot_bars(rows, alloc_names,
+              [("mem/random90", "rss_all_freed_kib", "random90: all freed"),
+               ("mem/random90", "rss_all_freed_woken_kib", "random90: freed, idle, woken"),
+               ("mem/pinning", "rss_pinned_kib", "pinning: 1% survivors"),
+               ("mem/phased", "rss_peak_kib", "phased: peak"),
+               ("mem/churn", "rss_max_kib", "churn: max")],
+              "Memory: RSS in MiB (lower is better)", "MiB", os.path.join(out, "memory.png"))
+    plot_churn(out, alloc_names, os.path.join(out, "churn.png"))
 
 
 def machine_description(reps, allocs, build):
@@ -406,7 +446,18 @@ def main():
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5, quick 3)")
     ap.add_argument("--only", default="speed,instructions,mem,real",
                     help="comma-separated groups to run")
+    ap.add_argument("--replot", action="store_true",
+                    help="only redraw the table and charts from --out's results.csv")
     args = ap.parse_args()
+    if args.replot:
+        rows = read_csv(os.path.join(args.out, "results.csv"))
+        raw = json.load(open(os.path.join(args.out, "raw.json")))
+        names = list(dict.fromkeys(r["allocator"] for r in rows))
+        if all(r.get("label") for r in rows):  # older results.csv files have none
+            write_table(rows, names, os.path.join(args.out, "table.md"), raw["machine"],
+                        raw["quick"])
+        make_plots(rows, [n for n in names if n != "pymalloc"], args.out)
+        return
     build = os.path.abspath(args.build)
     srcdir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     reps = args.reps or (3 if args.quick else 5)
@@ -456,24 +507,7 @@ def main():
               open(os.path.join(args.out, "raw.json"), "w"), indent=1)
     write_csv(rows, os.path.join(args.out, "results.csv"))
     write_table(rows, names, os.path.join(args.out, "table.md"), machine, args.quick)
-    alloc_names = [n for n, _ in allocs]
-    plot_bars(rows, alloc_names,
-              [("speed", n + ":ns", n.replace("BM_", "").replace("/real_time", ""))
-               for n, _ in SPEED_FULL if "churn" not in n and "producer" not in n],
-              "Speed: ns per operation (lower is better)", "ns/op",
-              os.path.join(args.out, "speed.png"))
-    plot_bars(rows, alloc_names,
-              [("instructions", f"pair_{m}/{s}", f"{s} B {m}") for s, m in PAIR_CONFIGS_FULL],
-              "Instructions per malloc/free pair (callgrind; lower is better)", "instructions",
-              os.path.join(args.out, "instructions.png"))
-    plot_bars(rows, alloc_names,
-              [("mem/random90", "rss_all_freed_kib", "random90: all freed"),
-               ("mem/random90", "rss_all_freed_woken_kib", "random90: freed, idle, woken"),
-               ("mem/pinning", "rss_pinned_kib", "pinning: 1% survivors"),
-               ("mem/phased", "rss_peak_kib", "phased: peak"),
-               ("mem/churn", "rss_max_kib", "churn: max")],
-              "Memory: RSS in MiB (lower is better)", "MiB", os.path.join(args.out, "memory.png"))
-    plot_churn(series_dir, alloc_names, os.path.join(args.out, "churn.png"))
+    make_plots(rows, [n for n, _ in allocs], args.out)
     log(f"done in {time.time() - t0:.0f} s: {args.out}/table.md")
     sys.stdout.write(open(os.path.join(args.out, "table.md")).read())
 
