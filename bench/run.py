@@ -360,7 +360,7 @@ set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
-set key top left
+set key outside top center horizontal
 set grid ytics
 set xtics rotate by -20
 set xrange [-0.6:{len(present) - 0.4}]
@@ -386,7 +386,7 @@ set title 'Server-like churn: RSS over time (steady live set, periodic bursts)'
 set xlabel 'seconds'
 set ylabel 'RSS (MiB)'
 set grid
-set key top left
+set key bottom right
 plot {lines}
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
