@@ -224,6 +224,32 @@ static inline void *mem_alloc_touch(size_t n)
  * of work would find. slots: MEM_WAKE_OBJECTS harness pointers. */
 #define MEM_WAKE_OBJECTS 10000
 
+/* Allocate and touch sizes[i] bytes for every i < n into ptrs; returns the
+ * bytes asked for, and the seconds it took in *seconds. */
+static inline uint64_t mem_fill(void **ptrs, const uint16_t *sizes, size_t n, double *seconds)
+{
+    uint64_t bytes = 0;
+    double t = mem_now();
+    for (size_t i = 0; i < n; i++) {
+        ptrs[i] = mem_alloc_touch(sizes[i]);
+        bytes += sizes[i];
+    }
+    *seconds = mem_now() - t;
+    return bytes;
+}
+
+/* Free ptrs[order[k]] for k < count, in that order, and clear the slots;
+ * returns the seconds it took. */
+static inline double mem_free_listed(void **ptrs, const uint32_t *order, size_t count)
+{
+    double t = mem_now();
+    for (size_t k = 0; k < count; k++) {
+        free(ptrs[order[k]]);
+        ptrs[order[k]] = NULL;
+    }
+    return mem_now() - t;
+}
+
 static inline void mem_wake(void **slots, struct mem_rng *r)
 {
     for (size_t i = 0; i < MEM_WAKE_OBJECTS; i++)

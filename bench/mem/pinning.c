@@ -70,21 +70,11 @@ int main(int argc, char **argv)
     }
     mem_shuffle_u32(order, nfree, &rng);
 
-    uint64_t peak_bytes = 0;
-    double t = mem_now();
-    for (size_t i = 0; i < n; i++) {
-        ptrs[i] = mem_alloc_touch(sizes[i]);
-        peak_bytes += sizes[i];
-    }
-    double alloc_seconds = mem_now() - t;
+    double alloc_seconds;
+    uint64_t peak_bytes = mem_fill(ptrs, sizes, n, &alloc_seconds);
     long rss_after_alloc = mem_rss_kib();
 
-    t = mem_now();
-    for (k = 0; k < nfree; k++) {
-        free(ptrs[order[k]]);
-        ptrs[order[k]] = NULL;
-    }
-    double free_seconds = mem_now() - t;
+    double free_seconds = mem_free_listed(ptrs, order, nfree);
     long rss_pinned = mem_rss_kib();
     long rss_peak = mem_hwm_kib();
 
