@@ -18,13 +18,16 @@ API_PRELOADED_TESTS = \
 API_OBM_TESTS = \
 	tests/api/semantics_obm tests/api/align_obm \
 	tests/api/contents_obm tests/api/invalid_obm
+# Under RLIMIT_AS: not for valgrind or ASan, which need address space of
+# their own, so not in INTERNAL_TESTS.
+API_OOM_TESTS = tests/api/oom_obm tests/api/oom_preload.sh
 
-check_PROGRAMS += $(API_OBM_TESTS) \
+check_PROGRAMS += $(API_OBM_TESTS) tests/api/oom_obm \
 	tests/api/semantics_plain tests/api/align_plain \
-	tests/api/contents_plain tests/api/invalid_plain
-TESTS += $(API_OBM_TESTS) $(API_PRELOADED_TESTS)
+	tests/api/contents_plain tests/api/invalid_plain tests/api/oom_plain
+TESTS += $(API_OBM_TESTS) $(API_PRELOADED_TESTS) $(API_OOM_TESTS)
 INTERNAL_TESTS += $(API_OBM_TESTS)
-dist_check_SCRIPTS += $(API_PRELOADED_TESTS)
+dist_check_SCRIPTS += $(API_PRELOADED_TESTS) tests/api/oom_preload.sh
 
 tests_api_semantics_obm_SOURCES = tests/api/semantics.c tests/api/api.h
 tests_api_semantics_obm_CFLAGS = $(TEST_CFLAGS)
@@ -57,4 +60,12 @@ tests_api_invalid_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
 tests_api_invalid_plain_SOURCES = $(tests_api_invalid_obm_SOURCES)
 tests_api_invalid_plain_CFLAGS = $(API_PLAIN_FLAGS)
 tests_api_invalid_plain_LDADD = $(API_PLAIN_LIBS)
+
+tests_api_oom_obm_SOURCES = tests/api/oom.c tests/api/api.h
+tests_api_oom_obm_CFLAGS = $(TEST_CFLAGS)
+tests_api_oom_obm_LDADD = $(API_OBM_LIBS) $(PTHREAD_LIBS)
+tests_api_oom_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
+tests_api_oom_plain_SOURCES = $(tests_api_oom_obm_SOURCES)
+tests_api_oom_plain_CFLAGS = $(API_PLAIN_FLAGS)
+tests_api_oom_plain_LDADD = $(API_PLAIN_LIBS) $(PTHREAD_LIBS)
 endif
