@@ -26,4 +26,11 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
+# CPython's own regression tests, run under the drop-in by the test suite.
+pyver=$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+if ! /usr/bin/python3 -c 'import test.test_dict' 2>/dev/null && [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "libpython$pyver-testsuite" >/dev/null || true
+fi
+
 autoreconf -fi >/dev/null 2>&1 || autoreconf -fi

@@ -2,8 +2,10 @@
 # outputs must match byte for byte, and each run proves obm was active.
 # A script prints "1..0 # SKIP" when its program is not installed.
 
-dist_check_SCRIPTS += tests/real/test_python.sh tests/real/test_sqlite.sh
-TESTS += tests/real/test_python.sh tests/real/test_sqlite.sh
+REAL_TESTS = tests/real/test_python.sh tests/real/test_sqlite.sh \
+	tests/real/test_cpython_regrtest.sh
+dist_check_SCRIPTS += $(REAL_TESTS)
+TESTS += $(REAL_TESTS)
 EXTRA_DIST += tests/real/common.sh tests/real/alloc_heavy.py tests/real/sqlite_workload.awk
 
 # The probe preloaded beside obm into sqlite3 (a program we cannot change)
