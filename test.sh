@@ -6,6 +6,7 @@
 #   build-sanitize/ clang with AddressSanitizer + UndefinedBehaviorSanitizer
 #                   (unit and obm_* API tests; the drop-in cannot be preloaded
 #                   under ASan, which brings its own malloc)
+#   build-tsan/     clang with ThreadSanitizer (the threaded obm_* API tests)
 # and the unit and API tests once more under valgrind memcheck.
 # Ends with one line: "N passed, N failed".
 set -u
@@ -54,6 +55,17 @@ if command -v clang >/dev/null; then
     # cannot be built without shared libraries.
     run_check build-sanitize "ASan+UBSan (clang): unit and obm_* API tests" TESTS="$san_tests" \
         check_PROGRAMS="$san_tests" check_LTLIBRARIES=libobminternal.la
+fi
+
+if command -v clang >/dev/null; then
+    tsan="-fsanitize=thread -fno-omit-frame-pointer"
+    configure_build build-tsan CC=clang CXX=clang++ CFLAGS="-O1 -g $tsan" \
+        CXXFLAGS="-O1 -g $tsan" LDFLAGS="$tsan" --disable-shared || exit 1
+    tsan_tests=$(cd build-tsan && make -s print-thread-tests)
+    if [ -n "$tsan_tests" ]; then
+        run_check build-tsan "ThreadSanitizer (clang): threaded obm_* API tests" \
+            TESTS="$tsan_tests" check_PROGRAMS="$tsan_tests" check_LTLIBRARIES=libobminternal.la
+    fi
 fi
 
 if command -v valgrind >/dev/null; then

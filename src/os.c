@@ -65,10 +65,13 @@ void obmi_os_unmap(void *addr, size_t size)
 
 size_t obmi_os_page_size(void)
 {
-    static size_t page;
-    if (page == 0)
-        page = (size_t)sysconf(_SC_PAGESIZE);
-    return page;
+    static _Atomic size_t page; /* any thread may be first: same value */
+    size_t p = atomic_load_explicit(&page, memory_order_relaxed);
+    if (p == 0) {
+        p = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&page, p, memory_order_relaxed);
+    }
+    return p;
 }
 
 void obmi_os_write(int fd, const char *buf, size_t len)

@@ -68,4 +68,33 @@ tests_api_oom_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
 tests_api_oom_plain_SOURCES = $(tests_api_oom_obm_SOURCES)
 tests_api_oom_plain_CFLAGS = $(API_PLAIN_FLAGS)
 tests_api_oom_plain_LDADD = $(API_PLAIN_LIBS) $(PTHREAD_LIBS)
+
+# TESTPLAN 33 stress_content: 8 threads for 25 rounds, a few seconds (about
+# 14 s under valgrind), so with the other obm_* API tests in INTERNAL_TESTS.
+API_OBM_TESTS += tests/api/stress_obm
+THREAD_TESTS += tests/api/stress_obm
+API_PRELOADED_TESTS += tests/api/stress_preload.sh
+check_PROGRAMS += tests/api/stress_plain
+# TESTPLAN 37 rss_returns: RSS is what it measures, and valgrind and ASan
+# change RSS, so not in INTERNAL_TESTS.
+API_RSS_TESTS = tests/api/rss_obm tests/api/rss_preload.sh
+check_PROGRAMS += tests/api/rss_obm tests/api/rss_plain
+TESTS += $(API_RSS_TESTS)
+dist_check_SCRIPTS += tests/api/rss_preload.sh
+
+tests_api_stress_obm_SOURCES = tests/api/stress.c tests/api/api.h
+tests_api_stress_obm_CFLAGS = $(TEST_CFLAGS)
+tests_api_stress_obm_LDADD = $(API_OBM_LIBS) $(PTHREAD_LIBS)
+tests_api_stress_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
+tests_api_stress_plain_SOURCES = $(tests_api_stress_obm_SOURCES)
+tests_api_stress_plain_CFLAGS = $(API_PLAIN_FLAGS)
+tests_api_stress_plain_LDADD = $(API_PLAIN_LIBS) $(PTHREAD_LIBS)
+
+tests_api_rss_obm_SOURCES = tests/api/rss.c tests/api/api.h
+tests_api_rss_obm_CFLAGS = $(TEST_CFLAGS)
+tests_api_rss_obm_LDADD = $(API_OBM_LIBS)
+tests_api_rss_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
+tests_api_rss_plain_SOURCES = $(tests_api_rss_obm_SOURCES)
+tests_api_rss_plain_CFLAGS = $(API_PLAIN_FLAGS)
+tests_api_rss_plain_LDADD = $(API_PLAIN_LIBS)
 endif
