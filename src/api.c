@@ -128,10 +128,16 @@ void obmi_free(void *p)
 }
 
 /* Blocks are 16-byte aligned and a whole number of 16 bytes: plain vector
- * stores, where the compiler would otherwise inline memset as a `rep stos`
- * with a high fixed cost for a few hundred bytes. */
-__attribute__((optimize("no-tree-loop-distribute-patterns"))) static inline void
-zero_block(void *p, size_t n)
+ * stores, where gcc would otherwise turn the loop back into a memset and
+ * inline it as a `rep stos`, with a high fixed cost for a few hundred bytes
+ * (clang has no such switch, nor the problem). */
+#if defined(__clang__)
+#define NO_MEMSET_IDIOM
+#else
+#define NO_MEMSET_IDIOM __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
+
+NO_MEMSET_IDIOM static inline void zero_block(void *p, size_t n)
 {
     typedef long long v16 __attribute__((vector_size(16)));
     v16 *q = (v16 *)__builtin_assume_aligned(p, 16);

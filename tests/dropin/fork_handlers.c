@@ -13,26 +13,20 @@
 
 #include "dropin.h"
 
-extern int forkhandlers_calls; /* forkhandlers.c */
-static volatile int handler_calls;
+/* forkhandlers.c */
+extern volatile int forkhandlers_calls;
+void forkhandlers_churn(size_t n, volatile int *calls);
 
-static void churn(size_t n)
-{
-    void *p = malloc(n);
-    memset(p, 0x5a, n);
-    void *q = realloc(p, 2 * n);
-    free(q);
-    handler_calls++;
-}
+static volatile int handler_calls;
 
 static void main_prepare(void)
 {
-    churn(700); /* a large block: glibc's path, under obm's lock */
+    forkhandlers_churn(700, &handler_calls); /* a large block: glibc's path, under obm's lock */
 }
 
 static void main_child(void)
 {
-    churn(24);
+    forkhandlers_churn(24, &handler_calls);
 }
 
 static volatile int stop;

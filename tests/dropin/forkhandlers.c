@@ -5,30 +5,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-int forkhandlers_calls;
+volatile int forkhandlers_calls;
 
-static void churn(size_t n)
+/* malloc, write, realloc and free n bytes, and count the call in *calls;
+ * the test program's own handlers use it too. */
+void forkhandlers_churn(size_t n, volatile int *calls)
 {
     void *p = malloc(n);
     memset(p, 0x5a, n);
     void *q = realloc(p, 2 * n);
     free(q);
-    forkhandlers_calls++;
+    (*calls)++;
 }
 
 static void lib_prepare(void)
 {
-    churn(100);
+    forkhandlers_churn(100, &forkhandlers_calls);
 }
 
 static void lib_parent(void)
 {
-    churn(300);
+    forkhandlers_churn(300, &forkhandlers_calls);
 }
 
 static void lib_child(void)
 {
-    churn(48);
+    forkhandlers_churn(48, &forkhandlers_calls);
 }
 
 __attribute__((constructor)) static void forkhandlers_register(void)
