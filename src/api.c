@@ -48,37 +48,43 @@ static inline obmi_pool *small_pool_checked(const void *p, const char *func, con
     return pool;
 }
 
-static inline void small_free_unlocked(void *p, const char *func)
+/* The same under the heap lock, which must be held: the arena is looked up
+ * again, as the arena of a pointer that is not live (a double free racing
+ * the last free of its arena) may be gone by now. */
+static obmi_pool *small_pool_checked_locked(const void *p, const char *func, const char *if_freed)
 {
-    obmi_pool *pool = small_pool_checked(p, func, "double free detected");
-    obmi_heap_free_small(pool->heap, pool, p);
+    if (OBMI_UNLIKELY(obmi_arena_map_lookup(p) == NULL))
+        obmi_fatal_ptr(func, "invalid pointer", p);
+    return small_pool_checked(p, func, if_freed);
 }
 
 static OBMI_NOINLINE void small_free_locked(void *p, const char *func)
 {
     obmi_lock();
-    /* Looked up again under the lock: the arena of a pointer that is not
-     * live (a double free racing the last free of its arena) may be gone. */
-    if (OBMI_UNLIKELY(obmi_arena_map_lookup(p) == NULL))
-        obmi_fatal_ptr(func, "invalid pointer", p);
-    small_free_unlocked(p, func);
+    obmi_pool *pool = small_pool_checked_locked(p, func, "double free detected");
+    obmi_heap_free_small(pool->heap, pool, p);
     obmi_unlock();
 }
 
 static inline void small_free(void *p, const char *func)
 {
-    if (OBMI_LIKELY(obmi_single_threaded()))
-        small_free_unlocked(p, func);
-    else
+    if (OBMI_LIKELY(obmi_single_threaded())) {
+        obmi_pool *pool = small_pool_checked(p, func, "double free detected");
+        obmi_heap_free_small(pool->heap, pool, p);
+    } else {
         small_free_locked(p, func);
+    }
+}
+
+static inline size_t pool_block_size(const obmi_pool *pool)
+{
+    return obmi_classes[pool->szidx].size;
 }
 
 static OBMI_NOINLINE size_t small_usable_size_locked(const void *p, const char *func)
 {
     obmi_lock();
-    if (OBMI_UNLIKELY(obmi_arena_map_lookup(p) == NULL))
-        obmi_fatal_ptr(func, "invalid pointer", p);
-    size_t n = obmi_classes[small_pool_checked(p, func, "invalid pointer")->szidx].size;
+    size_t n = pool_block_size(small_pool_checked_locked(p, func, "invalid pointer"));
     obmi_unlock();
     return n;
 }
@@ -86,7 +92,7 @@ static OBMI_NOINLINE size_t small_usable_size_locked(const void *p, const char *
 static size_t small_usable_size(const void *p, const char *func)
 {
     if (OBMI_LIKELY(obmi_single_threaded()))
-        return obmi_classes[small_pool_checked(p, func, "invalid pointer")->szidx].size;
+        return pool_block_size(small_pool_checked(p, func, "invalid pointer"));
     return small_usable_size_locked(p, func);
 }
 

@@ -120,7 +120,7 @@ void obmi_heap_free_slow(obmi_heap *heap, obmi_pool *pool)
     if (pool->ref_count == 0) {
         /* Retire: the only pool of its class stays, so a loop of one malloc
          * and one free does not take and return a pool every time. */
-        if (heap->usedpools[pool->szidx] == pool && pool->nextpool == NULL)
+        if (obmi_heap_sole_pool(heap, pool))
             return;
         pool_used_to_empty(heap, pool);
         return;
@@ -132,7 +132,7 @@ void obmi_heap_release_retired(obmi_heap *heap)
 {
     for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
         obmi_pool *pool = heap->usedpools[c];
-        if (pool != &obmi_pool_empty && pool->ref_count == 0 && pool->nextpool == NULL)
+        if (pool != &obmi_pool_empty && pool->ref_count == 0 && obmi_heap_sole_pool(heap, pool))
             pool_used_to_empty(heap, pool);
     }
 }

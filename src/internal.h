@@ -161,6 +161,12 @@ static inline void *obmi_heap_malloc_small(obmi_heap *heap, unsigned c)
     return b;
 }
 
+/* pool is the only pool on its ring: when empty it is retired in place. */
+static inline bool obmi_heap_sole_pool(const obmi_heap *heap, const obmi_pool *pool)
+{
+    return heap->usedpools[pool->szidx] == pool && pool->nextpool == NULL;
+}
+
 /* Fast path: push p on its pool's free list. The slow path runs when the
  * pool was full (or a ring head not yet seen full) or has become empty. */
 static inline void obmi_heap_free_small(obmi_heap *heap, obmi_pool *pool, void *p)
@@ -172,7 +178,7 @@ static inline void obmi_heap_free_small(obmi_heap *heap, obmi_pool *pool, void *
     if (OBMI_UNLIKELY(--pool->ref_count == 0 || head == NULL)) {
         /* The common empty case, the retired pool (see heap.c), stays put
          * without a call: a malloc/free loop on one block lands here. */
-        if (head != NULL && pool->nextpool == NULL && heap->usedpools[pool->szidx] == pool)
+        if (head != NULL && obmi_heap_sole_pool(heap, pool))
             return;
         obmi_heap_free_slow(heap, pool);
     }
