@@ -66,6 +66,30 @@ size_t obm_usable_size(const void *ptr);
  * NULL and for blocks that came from the backing allocator. */
 int obm_owns(const void *ptr);
 
+/* Event counters, summed over every heap. Each heap counts its own events
+ * and only its owning thread writes them, so malloc and free share no
+ * counter; the sum is exact when no other thread is running. A free by a
+ * thread other than the block's owner is counted (in frees and
+ * remote_frees) when the owner collects it. */
+typedef struct obm_counters {
+    size_t size;             /* the caller sets sizeof(obm_counters_t) */
+    size_t mallocs;          /* small blocks handed out, ever */
+    size_t frees;            /* small blocks taken back, ever */
+    size_t remote_frees;     /* frees collected from other threads, ever */
+    size_t pools_taken;      /* pools heaps took from arenas or their cache, ever */
+    size_t pools_returned;   /* pools heaps gave back, ever */
+    size_t heaps_created;    /* thread heaps made, ever */
+    size_t heaps_adopted;    /* abandoned heaps taken over by a new thread, ever */
+    size_t heaps_live;       /* heaps owned by a running thread now */
+    size_t heaps_abandoned;  /* heaps whose thread ended, waiting for adoption, now */
+    size_t arenas_current;   /* arenas mapped now */
+    size_t arenas_highwater; /* most arenas mapped at once */
+} obm_counters_t;
+
+/* Fills *out; 0, or EINVAL when out is NULL or out->size is not
+ * sizeof(obm_counters_t). */
+int obm_counters_get(obm_counters_t *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,85 +15,48 @@
 
 /* ---- small blocks ----
  *
- * Single-threaded, the heap is used directly; otherwise under the heap lock,
- * in noinline functions so the single-threaded path keeps no registers for
- * the lock calls. The choice is made once per call. */
-
-static OBMI_NOINLINE void *small_malloc_locked(unsigned c)
-{
-    obmi_lock();
-    void *p = obmi_heap_malloc_small(&obmi_main_heap, c);
-    obmi_unlock();
-    return p;
-}
+ * The calling thread's heap serves its mallocs; a free goes to the block's
+ * own pool: plainly when the caller owns the pool, by one CAS onto the
+ * pool's remote list when it does not (heap.c). */
 
 static inline void *small_malloc(unsigned c)
 {
-    if (OBMI_LIKELY(obmi_single_threaded()))
-        return obmi_heap_malloc_small(&obmi_main_heap, c);
-    return small_malloc_locked(c);
+    return obmi_heap_malloc_small(obmi_tls_heap, c);
 }
 
-/* p lies in an obm arena: it must be the start of a block in service. Two
- * uses of a freed block are caught on the way, for the price of values the
- * free path loads anyway: a pool with no block in use, and the block freed
- * last into its pool. (Full double-free detection is a hardening job.) */
-static inline obmi_pool *small_pool_checked(const void *p, const char *func, const char *if_freed)
+/* p lies in an obm arena: it must be the start of a block in service. */
+static inline obmi_pool *small_pool_checked(const void *p, const char *func)
 {
     obmi_pool *pool = obmi_pool_of(p);
     if (OBMI_UNLIKELY(!obmi_pool_is_block_start(pool, p)))
         obmi_fatal_ptr(func, "invalid pointer", p);
-    if (OBMI_UNLIKELY(pool->ref_count == 0 || pool->freeblock == p))
-        obmi_fatal_ptr(func, if_freed, p);
     return pool;
 }
 
-/* The same under the heap lock, which must be held: the arena is looked up
- * again, as the arena of a pointer that is not live (a double free racing
- * the last free of its arena) may be gone by now. */
-static obmi_pool *small_pool_checked_locked(const void *p, const char *func, const char *if_freed)
-{
-    if (OBMI_UNLIKELY(obmi_arena_map_lookup(p) == NULL))
-        obmi_fatal_ptr(func, "invalid pointer", p);
-    return small_pool_checked(p, func, if_freed);
-}
-
-static OBMI_NOINLINE void small_free_locked(void *p, const char *func)
-{
-    obmi_lock();
-    obmi_pool *pool = small_pool_checked_locked(p, func, "double free detected");
-    obmi_heap_free_small(pool->heap, pool, p);
-    obmi_unlock();
-}
-
+/* Two uses of a freed block are caught on the way, for the price of values
+ * the owner's free loads anyway: a pool with no block in use, and the block
+ * freed last into its pool (the remote free checks the head of its list).
+ * Full double-free detection is a hardening job. */
 static inline void small_free(void *p, const char *func)
 {
-    if (OBMI_LIKELY(obmi_single_threaded())) {
-        obmi_pool *pool = small_pool_checked(p, func, "double free detected");
-        obmi_heap_free_small(pool->heap, pool, p);
+    obmi_pool *pool = small_pool_checked(p, func);
+    obmi_heap *heap = obmi_tls_heap;
+    if (OBMI_LIKELY(pool->heap == heap)) {
+        if (OBMI_UNLIKELY(pool->ref_count == 0 || pool->freeblock == p))
+            obmi_fatal_ptr(func, "double free detected", p);
+        obmi_heap_free_small(heap, pool, p);
     } else {
-        small_free_locked(p, func);
+        obmi_pool_free_remote(pool, p);
     }
 }
 
-static inline size_t pool_block_size(const obmi_pool *pool)
-{
-    return obmi_classes[pool->szidx].size;
-}
-
-static OBMI_NOINLINE size_t small_usable_size_locked(const void *p, const char *func)
-{
-    obmi_lock();
-    size_t n = pool_block_size(small_pool_checked_locked(p, func, "invalid pointer"));
-    obmi_unlock();
-    return n;
-}
-
+/* The owner also catches the freed-block cases that small_free does. */
 static size_t small_usable_size(const void *p, const char *func)
 {
-    if (OBMI_LIKELY(obmi_single_threaded()))
-        return pool_block_size(small_pool_checked(p, func, "invalid pointer"));
-    return small_usable_size_locked(p, func);
+    obmi_pool *pool = small_pool_checked(p, func);
+    if (pool->heap == obmi_tls_heap && (pool->ref_count == 0 || pool->freeblock == p))
+        obmi_fatal_ptr(func, "invalid pointer", p);
+    return obmi_classes[pool->szidx].size;
 }
 
 static void *enomem(void)
@@ -221,6 +184,14 @@ size_t obmi_usable_size(const void *p)
 OBMI_EXPORT int obm_owns(const void *p)
 {
     return obmi_arena_map_lookup(p) != NULL;
+}
+
+OBMI_EXPORT int obm_counters_get(obm_counters_t *out)
+{
+    if (out == NULL || out->size != sizeof(obm_counters_t))
+        return EINVAL;
+    obmi_counters(out);
+    return 0;
 }
 
 void obmi_free_sized(void *p, size_t size)

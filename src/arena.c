@@ -8,7 +8,7 @@
  *    NULL; with it one pool moving in or out re-sorts in O(1).
  *  - at most one arena has all 64 pools free (the spare, at the tail).
  * A new arena is mapped only when `usable` is empty.
- * The caller holds the lock that guards the manager.
+ * The caller holds the manager's lock (obmi_arenas_lock).
  */
 #include <errno.h>
 
@@ -48,6 +48,7 @@ static void arena_object_free(obmi_arena *ao)
 void obmi_arenas_init(obmi_arenas *arenas)
 {
     *arenas = (obmi_arenas){.usable = NULL};
+    pthread_mutex_init(&arenas->lock, NULL);
 }
 
 /* ---- the usable list ---- */
@@ -172,7 +173,7 @@ void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool)
 {
     obmi_arena *ao = pool->arena;
     uint32_t nf = ao->nfreepools;
-    pool->state = OBMI_POOL_EMPTY;
+    obmi_pool_set_state(pool, OBMI_POOL_EMPTY);
     pool->heap = NULL;
     pool->ref_count = 0;
     pool->nextpool = ao->freepools;

@@ -1,23 +1,62 @@
-/* The heap: usedpools rings, taking pools from arenas and giving them back,
- * and the slow halves of malloc and free. The fast halves are inline in
+/* The heap: usedpools rings, the pool cache, the remote-free protocol, and
+ * the slow halves of malloc and free. The fast halves are inline in
  * internal.h. Pool moves are named after the states in types.h.
  *
  * Ring: usedpools[c] points at the first pool of class c in service with
  * blocks to give, or at obmi_pool_empty (a pool with no free block) when
  * there is none, so the fast path needs no NULL test. Rings are doubly
  * linked through nextpool/prevpool and end in NULL.
+ *
+ * REMOTE FREES
+ *
+ * A thread that frees a block of a pool it does not own touches one word,
+ * pool->remote: the head of the pool's remote-free list in the high bits,
+ * two flags in the low ones, changed together by one CAS:
+ *
+ *   push      b->next = list; remote = b | flags
+ *             and, if NOTIFY is set and QUEUED is not, | QUEUED as well.
+ *   queue     only the freer whose CAS set QUEUED: pool->nextqueued = head
+ *             of pool->heap->pending, CAS pending = pool; then, if the heap
+ *             is abandoned, collect it (thread.c).
+ *
+ * The owner, with plain stores everywhere else:
+ *
+ *   collect   when a pool's own free list runs dry (malloc's slow path),
+ *             take its remote list (one CAS, flags kept), append it to the
+ *             free list and subtract its length from ref_count.
+ *   full      a pool leaving its ring for FULL sets NOTIFY (fetch_or). A
+ *             full pool is on no ring, so without NOTIFY the owner would
+ *             never look at it again; and as blocks pushed before NOTIFY
+ *             went up queued nothing, the fetch_or's old value is checked:
+ *             a non-empty list means the pool is not full after all.
+ *   drain     every slow path empties `pending`: for each pool, read
+ *             nextqueued, then clear QUEUED and take the list in one CAS,
+ *             then move the pool (FULL -> USED, or back to the arenas when
+ *             nothing is in use). Ring pools of an owned heap lose NOTIFY.
+ *
+ * Invariant: a QUEUED pool is never returned to the arenas nor reused.
+ * The race it closes: a freer sets QUEUED in its push and only afterwards
+ * writes pool->nextqueued and the heap's pending list. Were the owner to
+ * collect that block (from a malloc) and return the now empty pool in
+ * between, the pool could be re-initialised for another heap, and the
+ * freer's late writes would link a foreign pool, or a pool of the wrong
+ * class, onto this heap's pending list. So an empty pool that is QUEUED
+ * stays where it is, and the drain, which runs after the freer's push to
+ * pending, settles it. An empty pool that is not QUEUED can be returned at
+ * once: ref_count counts uncollected remote frees, so at 0 no thread holds
+ * a block of it and no push can come.
  */
+#include <errno.h>
+
 #include "internal.h"
 
 obmi_pool obmi_pool_empty; /* freeblock == NULL: the fast path falls through */
 
 void obmi_heap_init(obmi_heap *heap, obmi_arenas *arenas)
 {
+    *heap = (obmi_heap){.arenas = arenas, .owner = OBMI_HEAP_OWNED};
     for (unsigned c = 0; c < OBMI_NCLASSES; c++)
         heap->usedpools[c] = &obmi_pool_empty;
-    heap->arenas = arenas;
-    heap->pools_taken = 0;
-    heap->pools_returned = 0;
 }
 
 static void ring_push_front(obmi_heap *heap, obmi_pool *pool)
@@ -41,31 +80,173 @@ static void ring_remove(obmi_heap *heap, obmi_pool *pool)
     pool->nextpool = pool->prevpool = NULL;
 }
 
+/* ---- remote frees ---- */
+
+static inline obmi_block *remote_list(uintptr_t remote)
+{
+    return (obmi_block *)(remote & ~OBMI_REMOTE_FLAGS);
+}
+
+void obmi_pool_free_remote(obmi_pool *pool, void *p)
+{
+    obmi_block *b = (obmi_block *)p;
+    obmi_heap *heap = pool->heap; /* stable: p is live, so the pool stays in service */
+    uintptr_t old = atomic_load_explicit(&pool->remote, memory_order_relaxed);
+    uintptr_t new;
+    do {
+        if (OBMI_UNLIKELY(remote_list(old) == b))
+            obmi_fatal_ptr("free", "double free detected", p);
+        b->next = remote_list(old);
+        new = (uintptr_t)b | (old & OBMI_REMOTE_FLAGS);
+        if ((old & OBMI_REMOTE_FLAGS) == OBMI_REMOTE_NOTIFY)
+            new |= OBMI_REMOTE_QUEUED;
+    } while (!atomic_compare_exchange_weak_explicit(&pool->remote, &old, new, memory_order_acq_rel,
+                                                    memory_order_relaxed));
+    if (((old ^ new) & OBMI_REMOTE_QUEUED) == 0)
+        return;
+    /* This push queued the pool: it cannot be released until drained. */
+    obmi_pool *head = atomic_load_explicit(&heap->pending, memory_order_relaxed);
+    do
+        pool->nextqueued = head;
+    while (!atomic_compare_exchange_weak_explicit(&heap->pending, &head, pool, memory_order_seq_cst,
+                                                  memory_order_relaxed));
+    if (atomic_load_explicit(&heap->owner, memory_order_seq_cst) == OBMI_HEAP_ABANDONED)
+        obmi_thread_collect_abandoned(heap);
+}
+
+/* Move the pool's remote list onto its free list, clearing the flags in
+ * `clear` in the same step. Returns how many blocks came back. */
+static uint32_t pool_collect(obmi_heap *heap, obmi_pool *pool, uintptr_t clear)
+{
+    uintptr_t old = atomic_load_explicit(&pool->remote, memory_order_relaxed);
+    if (remote_list(old) == NULL && (old & clear) == 0)
+        return 0;
+    while (!atomic_compare_exchange_weak_explicit(&pool->remote, &old,
+                                                  old & OBMI_REMOTE_FLAGS & ~clear,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+        ; /* acq_rel: the drain's read of nextqueued happens before a re-queue's write */
+    obmi_block *list = remote_list(old);
+    if (list == NULL)
+        return 0;
+    uint32_t n = 1;
+    obmi_block *tail = list;
+    for (; tail->next != NULL; tail = tail->next)
+        n++;
+    OBMI_ASSERT(n <= pool->ref_count);
+    tail->next = pool->freeblock;
+    pool->freeblock = list;
+    pool->ref_count -= n;
+    heap->counts.frees[pool->szidx] += n;
+    heap->counts.remote_frees[pool->szidx] += n;
+    return n;
+}
+
+static bool pool_queued(const obmi_pool *pool)
+{
+    return atomic_load_explicit(&pool->remote, memory_order_acquire) & OBMI_REMOTE_QUEUED;
+}
+
+/* ---- taking and giving back pools ---- */
+
+static obmi_pool *heap_take_pool(obmi_heap *heap)
+{
+    obmi_pool *pool = heap->cache;
+    if (pool != NULL) {
+        heap->cache = pool->nextpool;
+        heap->ncached--;
+        return pool;
+    }
+    obmi_arenas_lock(heap->arenas);
+    pool = obmi_arenas_take_pool(heap->arenas);
+    obmi_arenas_unlock(heap->arenas);
+    return pool;
+}
+
+/* How many empty pools the heap may keep: a quarter of what it has in
+ * service, up to cache_max. A heap that shrinks gives its cache back with
+ * it, so cached pools do not keep emptied arenas mapped. */
+static uint32_t heap_cache_limit(const obmi_heap *heap)
+{
+    if (heap->abandoned)
+        return 0;
+    size_t quarter = heap->npools / 4;
+    return quarter < heap->cache_max ? (uint32_t)quarter : heap->cache_max;
+}
+
+/* pool is on no list, has nothing in use and is not QUEUED. */
+static void heap_give_back_pool(obmi_heap *heap, obmi_pool *pool)
+{
+    OBMI_ASSERT(pool->ref_count == 0 && !pool_queued(pool));
+    heap->counts.pools_returned++;
+    heap->npools--;
+    atomic_store_explicit(&pool->remote, 0, memory_order_relaxed);
+    uint32_t limit = heap_cache_limit(heap);
+    if (heap->ncached < limit) {
+        obmi_pool_set_state(pool, OBMI_POOL_EMPTY);
+        pool->heap = NULL;
+        pool->nextpool = heap->cache;
+        heap->cache = pool;
+        heap->ncached++;
+        return;
+    }
+    obmi_arenas_lock(heap->arenas);
+    obmi_arenas_return_pool(heap->arenas, pool);
+    if (heap->ncached > limit) { /* shrink the cache by one as well */
+        obmi_pool *extra = heap->cache;
+        heap->cache = extra->nextpool;
+        heap->ncached--;
+        obmi_arenas_return_pool(heap->arenas, extra);
+    }
+    obmi_arenas_unlock(heap->arenas);
+}
+
+void obmi_heap_flush_cache(obmi_heap *heap)
+{
+    if (heap->cache == NULL)
+        return;
+    obmi_arenas_lock(heap->arenas);
+    while (heap->cache != NULL) {
+        obmi_pool *pool = heap->cache;
+        heap->cache = pool->nextpool;
+        obmi_arenas_return_pool(heap->arenas, pool);
+    }
+    obmi_arenas_unlock(heap->arenas);
+    heap->ncached = 0;
+}
+
 /* ---- pool moves ---- */
 
 /* No free block and nothing left to carve. */
 static bool pool_exhausted(const obmi_pool *pool)
 {
-    return pool->freeblock == NULL && pool->nextoffset > pool->maxnextoffset;
+    return pool->freeblock == NULL && pool->nextoffset > obmi_pool_max_offset(pool->szidx);
 }
 
 static obmi_pool *pool_empty_to_used(obmi_heap *heap, unsigned c)
 {
-    /* Before obm hands out its first block: see init.c. */
-    obmi_register_fork_handlers();
-    obmi_pool *pool = obmi_arenas_take_pool(heap->arenas);
+    obmi_pool *pool = heap_take_pool(heap);
     if (pool == NULL)
         return NULL;
     obmi_pool_init(pool, c, heap);
     ring_push_front(heap, pool);
-    heap->pools_taken++;
+    heap->npools++;
+    heap->counts.pools_taken++;
     return pool;
 }
+
+static void pool_full_to_used(obmi_heap *heap, obmi_pool *pool);
 
 static void pool_used_to_full(obmi_heap *heap, obmi_pool *pool)
 {
     ring_remove(heap, pool);
-    pool->state = OBMI_POOL_FULL;
+    obmi_pool_set_state(pool, OBMI_POOL_FULL);
+    uintptr_t old =
+        atomic_fetch_or_explicit(&pool->remote, OBMI_REMOTE_NOTIFY, memory_order_acq_rel);
+    if (remote_list(old) != NULL) {
+        /* Frees came in before NOTIFY was up: not full after all. */
+        pool_collect(heap, pool, 0);
+        pool_full_to_used(heap, pool);
+    }
 }
 
 /* Before it goes to the front, retire an exhausted head (only a head may be
@@ -75,23 +256,72 @@ static void pool_full_to_used(obmi_heap *heap, obmi_pool *pool)
     obmi_pool *head = heap->usedpools[pool->szidx];
     if (head != &obmi_pool_empty && pool_exhausted(head))
         pool_used_to_full(heap, head);
-    pool->state = OBMI_POOL_USED;
+    obmi_pool_set_state(pool, OBMI_POOL_USED);
     ring_push_front(heap, pool);
+    if (!heap->abandoned) /* on a ring, the owner sees its remote frees itself */
+        atomic_fetch_and_explicit(&pool->remote, ~OBMI_REMOTE_NOTIFY, memory_order_relaxed);
 }
 
 static void pool_used_to_empty(obmi_heap *heap, obmi_pool *pool)
 {
     ring_remove(heap, pool);
-    obmi_arenas_return_pool(heap->arenas, pool);
-    heap->pools_returned++;
+    heap_give_back_pool(heap, pool);
+}
+
+/* A pool on its ring has nothing in use. */
+static void pool_emptied(obmi_heap *heap, obmi_pool *pool)
+{
+    /* Retire: the only pool of its class stays, so a loop of one malloc and
+     * one free does not take and return a pool every time. */
+    if (!heap->abandoned && obmi_heap_sole_pool(heap, pool))
+        return;
+    if (pool_queued(pool))
+        return; /* the drain settles it (the invariant above) */
+    pool_used_to_empty(heap, pool);
+}
+
+/* A drained pool: put it where its blocks say. */
+static void pool_settle(obmi_heap *heap, obmi_pool *pool)
+{
+    if (obmi_pool_state(pool) == OBMI_POOL_FULL) {
+        if (pool->freeblock == NULL)
+            return; /* nothing came back after all */
+        pool_full_to_used(heap, pool);
+    } else if (!heap->abandoned &&
+               (atomic_load_explicit(&pool->remote, memory_order_relaxed) & OBMI_REMOTE_NOTIFY)) {
+        atomic_fetch_and_explicit(&pool->remote, ~OBMI_REMOTE_NOTIFY, memory_order_relaxed);
+    }
+    if (pool->ref_count == 0)
+        pool_emptied(heap, pool);
+}
+
+static void heap_drain_pending(obmi_heap *heap)
+{
+    obmi_pool *pool = atomic_exchange_explicit(&heap->pending, NULL, memory_order_acquire);
+    while (pool != NULL) {
+        obmi_pool *next = pool->nextqueued; /* before QUEUED clears: then it may change */
+        pool_collect(heap, pool, OBMI_REMOTE_QUEUED);
+        pool_settle(heap, pool);
+        pool = next;
+    }
+}
+
+void obmi_heap_collect(obmi_heap *heap)
+{
+    if (atomic_load_explicit(&heap->pending, memory_order_relaxed) != NULL)
+        heap_drain_pending(heap);
 }
 
 /* ---- slow paths ---- */
 
-/* The first pool of class c had no free block: carve more, retire it as
- * full, or take a new pool. NULL (errno ENOMEM) when no memory is left. */
+/* The first pool of class c had no free block: take remote frees, carve
+ * more, retire it as full, or take a new pool. NULL (errno ENOMEM) when no
+ * memory is left. */
 void *obmi_heap_malloc_slow(obmi_heap *heap, unsigned c)
 {
+    if (OBMI_UNLIKELY(heap == &obmi_heap_empty))
+        return obmi_thread_malloc_first(c);
+    obmi_heap_collect(heap);
     obmi_pool *pool = heap->usedpools[c];
     for (;;) {
         if (pool == &obmi_pool_empty) {
@@ -99,7 +329,8 @@ void *obmi_heap_malloc_slow(obmi_heap *heap, unsigned c)
             if (pool == NULL)
                 return NULL;
         }
-        if (pool->freeblock != NULL || obmi_pool_carve(pool) != NULL)
+        if (pool->freeblock != NULL || pool_collect(heap, pool, 0) != 0 ||
+            obmi_pool_carve(pool) != NULL)
             break;
         pool_used_to_full(heap, pool);
         pool = heap->usedpools[c];
@@ -107,22 +338,19 @@ void *obmi_heap_malloc_slow(obmi_heap *heap, unsigned c)
     obmi_block *b = pool->freeblock;
     pool->freeblock = b->next;
     pool->ref_count++;
+    heap->counts.mallocs[c]++;
     OBMI_ASSERT(obmi_pool_check(pool));
     return b;
 }
 
-/* A free found the pool's list empty (the pool was full) or left the pool
- * with no block in use. */
+/* An owner's free found the pool's list empty (the pool was full) or left
+ * the pool with no block in use. */
 void obmi_heap_free_slow(obmi_heap *heap, obmi_pool *pool)
 {
-    if (pool->state == OBMI_POOL_FULL)
+    if (obmi_pool_state(pool) == OBMI_POOL_FULL)
         pool_full_to_used(heap, pool);
     if (pool->ref_count == 0) {
-        /* Retire: the only pool of its class stays, so a loop of one malloc
-         * and one free does not take and return a pool every time. */
-        if (obmi_heap_sole_pool(heap, pool))
-            return;
-        pool_used_to_empty(heap, pool);
+        pool_emptied(heap, pool); /* its arena may be gone after this */
         return;
     }
     OBMI_ASSERT(obmi_pool_check(pool));
@@ -132,14 +360,39 @@ void obmi_heap_release_retired(obmi_heap *heap)
 {
     for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
         obmi_pool *pool = heap->usedpools[c];
-        if (pool != &obmi_pool_empty && pool->ref_count == 0 && obmi_heap_sole_pool(heap, pool))
+        if (pool != &obmi_pool_empty && pool->ref_count == 0 && obmi_heap_sole_pool(heap, pool) &&
+            !pool_queued(pool))
             pool_used_to_empty(heap, pool);
     }
 }
 
-/* Invariant walker: every ring pool is USED, of its ring's class and owned
- * by this heap; links are consistent; pools behind the head have a block to
- * give (the head may be exhausted until the next malloc notices). */
+/* The owner is leaving: take in what other threads freed, give back every
+ * pool with nothing in use and the cache, and flag every pool still in
+ * service NOTIFY, so the next remote free into any of them queues it for
+ * whoever collects the abandoned heap (thread.c). Full pools are flagged
+ * already. */
+void obmi_heap_abandon_pools(obmi_heap *heap)
+{
+    heap->abandoned = true;
+    heap_drain_pending(heap);
+    for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
+        obmi_pool *pool = heap->usedpools[c];
+        while (pool != &obmi_pool_empty && pool != NULL) {
+            obmi_pool *next = pool->nextpool;
+            atomic_fetch_or_explicit(&pool->remote, OBMI_REMOTE_NOTIFY, memory_order_acq_rel);
+            pool_collect(heap, pool, 0);
+            if (pool->ref_count == 0)
+                pool_emptied(heap, pool);
+            pool = next;
+        }
+    }
+    obmi_heap_flush_cache(heap);
+}
+
+/* Invariant walker, for the heap's holder: every ring pool is USED, of its
+ * ring's class and owned by this heap; links are consistent; pools behind
+ * the head have a block to give (the head may be exhausted until the next
+ * malloc notices); cached pools are EMPTY. */
 bool obmi_heap_check(const obmi_heap *heap)
 {
     for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
@@ -159,5 +412,9 @@ bool obmi_heap_check(const obmi_heap *heap)
                 return false;
         }
     }
-    return true;
+    uint32_t n = 0;
+    for (const obmi_pool *p = heap->cache; p != NULL; p = p->nextpool)
+        if (++n > heap->ncached || p->state != OBMI_POOL_EMPTY || !obmi_pool_check(p))
+            return false;
+    return n == heap->ncached && n <= heap->cache_max;
 }

@@ -5,7 +5,6 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sys/single_threaded.h>
 
 #include "types.h"
 
@@ -104,15 +103,39 @@ static inline obmi_pool *obmi_pool_of(const void *p)
     return (obmi_pool *)((uintptr_t)p & ~(uintptr_t)(OBMI_POOL_SIZE - 1));
 }
 
+/* state and nextoffset are read by threads that free into a pool they do
+ * not own (the block-start check): relaxed atomics, plain moves on x86. */
+static inline unsigned obmi_pool_state(const obmi_pool *pool)
+{
+    return __atomic_load_n(&pool->state, __ATOMIC_RELAXED);
+}
+
+static inline void obmi_pool_set_state(obmi_pool *pool, unsigned state)
+{
+    __atomic_store_n(&pool->state, (uint8_t)state, __ATOMIC_RELAXED);
+}
+
+static inline void obmi_pool_set_nextoffset(obmi_pool *pool, uint32_t off)
+{
+    __atomic_store_n(&pool->nextoffset, (uint16_t)off, __ATOMIC_RELAXED);
+}
+
+/* The largest offset a block of class c may start at. */
+static inline uint32_t obmi_pool_max_offset(unsigned c)
+{
+    return OBMI_POOL_HEADER + (obmi_classes[c].nblocks - 1) * obmi_classes[c].size;
+}
+
 /* True when p is the start of a block that was carved in a pool in service
  * (USED or FULL). Does not tell a free block from a live one. */
 static inline bool obmi_pool_is_block_start(const obmi_pool *pool, const void *p)
 {
     uint32_t rel = (uint32_t)((uintptr_t)p - (uintptr_t)pool) - OBMI_POOL_HEADER;
     const obmi_class_info *ci = &obmi_classes[pool->szidx & (OBMI_NCLASSES - 1)];
-    if (OBMI_UNLIKELY((unsigned)(pool->state - OBMI_POOL_USED) > 1u))
+    if (OBMI_UNLIKELY(obmi_pool_state(pool) - OBMI_POOL_USED > 1u))
         return false; /* UNUSED or EMPTY: nothing is allocated here */
-    if (OBMI_UNLIKELY(rel >= pool->nextoffset - OBMI_POOL_HEADER))
+    uint32_t carved = __atomic_load_n(&pool->nextoffset, __ATOMIC_RELAXED) - OBMI_POOL_HEADER;
+    if (OBMI_UNLIKELY(rel >= carved))
         return false; /* in the header (rel wrapped) or past the carved blocks */
     uint32_t q = (uint32_t)(((uint64_t)rel * ci->recip) >> 32);
     return q * ci->size == rel;
@@ -136,18 +159,24 @@ size_t obmi_arenas_count_usable(const obmi_arenas *arenas);
 
 extern obmi_pool obmi_pool_empty; /* the ring head of a class with no pool */
 
-void obmi_heap_init(obmi_heap *heap, obmi_arenas *arenas);
+/* Empty pools a thread heap keeps for reuse before giving them back. */
+#define OBMI_HEAP_CACHE 8
+
+void obmi_heap_init(obmi_heap *heap, obmi_arenas *arenas); /* no cache */
 OBMI_NOINLINE void *obmi_heap_malloc_slow(obmi_heap *heap, unsigned c);
 OBMI_NOINLINE void obmi_heap_free_slow(obmi_heap *heap, obmi_pool *pool);
+OBMI_NOINLINE void obmi_pool_free_remote(obmi_pool *pool, void *p);
+void obmi_heap_collect(obmi_heap *heap);         /* take in everything queued */
 void obmi_heap_release_retired(obmi_heap *heap); /* give back retired empty pools */
+void obmi_heap_flush_cache(obmi_heap *heap);
+void obmi_heap_abandon_pools(obmi_heap *heap); /* before the owner leaves */
 bool obmi_heap_check(const obmi_heap *heap);
 
 /* The fast paths. Budget, counted with callgrind (bench/callgrind-pairs.sh)
- * on a 64-byte malloc/free pair through the drop-in, single-threaded: 98
- * instructions with live blocks around, 103 when the block is the only one
- * of its pool (glibc: 139), call layers, the lock test, the arena-map lookup
- * and the block-start check included. The heap pop and push themselves are
- * 6 and 7.
+ * on a 64-byte malloc/free pair through the drop-in: see README.md. The
+ * heap pop and push themselves are a handful of plain loads and stores;
+ * the rest is the call layers, the TLS load, the arena-map lookup and the
+ * block-start check.
  *
  * Fast path: pop the free list of the class's first pool. */
 static inline void *obmi_heap_malloc_small(obmi_heap *heap, unsigned c)
@@ -158,6 +187,7 @@ static inline void *obmi_heap_malloc_small(obmi_heap *heap, unsigned c)
         return obmi_heap_malloc_slow(heap, c);
     pool->freeblock = b->next;
     pool->ref_count++;
+    heap->counts.mallocs[c]++;
     return b;
 }
 
@@ -167,14 +197,16 @@ static inline bool obmi_heap_sole_pool(const obmi_heap *heap, const obmi_pool *p
     return heap->usedpools[pool->szidx] == pool && pool->nextpool == NULL;
 }
 
-/* Fast path: push p on its pool's free list. The slow path runs when the
- * pool was full (or a ring head not yet seen full) or has become empty. */
+/* Fast path, the owner's free: push p on its pool's free list. The slow
+ * path runs when the pool was full (or a ring head not yet seen full) or
+ * has become empty. */
 static inline void obmi_heap_free_small(obmi_heap *heap, obmi_pool *pool, void *p)
 {
     obmi_block *b = (obmi_block *)p;
     obmi_block *head = pool->freeblock;
     b->next = head;
     pool->freeblock = b;
+    heap->counts.frees[pool->szidx]++;
     if (OBMI_UNLIKELY(--pool->ref_count == 0 || head == NULL)) {
         /* The common empty case, the retired pool (see heap.c), stays put
          * without a call: a malloc/free loop on one block lands here. */
@@ -184,23 +216,24 @@ static inline void obmi_heap_free_small(obmi_heap *heap, obmi_pool *pool, void *
     }
 }
 
-/* ---- the process heap (init.c) ---- */
+/* ---- thread.c: a heap per thread, the manager lock, fork ---- */
 
-extern obmi_heap obmi_main_heap;
+/* The calling thread's heap; &obmi_heap_empty until its first malloc. */
+extern __thread obmi_heap *obmi_tls_heap __attribute__((tls_model("initial-exec")));
+extern obmi_heap obmi_heap_empty;
 extern obmi_arenas obmi_main_arenas;
 
-/* The heap lock, taken only while the process has more than one thread
- * (glibc's __libc_single_threaded, which only the single thread itself can
- * clear, by starting another). Callers decide once per call, so a lock and
- * its unlock always pair. */
-static inline bool obmi_single_threaded(void)
-{
-    return __libc_single_threaded;
-}
-void obmi_lock(void);
-void obmi_unlock(void);
-void obmi_register_fork_handlers(void);
-void obmi_init(void); /* idempotent: options, fork handlers, backing */
+/* The slow path of a thread that has no heap yet: give it one, then
+ * malloc from it. */
+void *obmi_thread_malloc_first(unsigned c);
+/* A remote free queued a pool on an abandoned heap: collect it. */
+void obmi_thread_collect_abandoned(obmi_heap *heap);
+void obmi_arenas_lock(obmi_arenas *arenas);
+void obmi_arenas_unlock(obmi_arenas *arenas);
+void obmi_thread_init(void); /* the TLS key and fork handlers */
+void obmi_counters(obm_counters_t *out);
+
+void obmi_init(void); /* idempotent: options, thread set-up, backing */
 
 /* ---- backing allocator: backing_libc.c (drop-in) or backing_malloc.c ---- */
 

@@ -21,16 +21,16 @@ const obmi_class_info obmi_classes[OBMI_NCLASSES] = {
  * little of its page (obmalloc's nextoffset). */
 void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap)
 {
-    const obmi_class_info *ci = &obmi_classes[c];
     pool->freeblock = NULL;
     pool->ref_count = 0;
-    pool->szidx = (uint16_t)c;
-    pool->state = OBMI_POOL_USED;
-    pool->nextoffset = OBMI_POOL_HEADER;
-    pool->maxnextoffset = OBMI_POOL_HEADER + (ci->nblocks - 1) * ci->size;
+    pool->szidx = (uint8_t)c;
+    obmi_pool_set_state(pool, OBMI_POOL_USED);
+    obmi_pool_set_nextoffset(pool, OBMI_POOL_HEADER);
     pool->nextpool = NULL;
     pool->prevpool = NULL;
     pool->heap = heap;
+    atomic_store_explicit(&pool->remote, 0, memory_order_relaxed);
+    pool->nextqueued = NULL;
 }
 
 /* The pool's free list is empty: link up to OBMI_CARVE_BATCH never-used
@@ -40,17 +40,18 @@ obmi_block *obmi_pool_carve(obmi_pool *pool)
     OBMI_ASSERT(pool->freeblock == NULL);
     uint32_t size = obmi_classes[pool->szidx].size;
     uint32_t off = pool->nextoffset;
-    if (off > pool->maxnextoffset)
+    uint32_t max = obmi_pool_max_offset(pool->szidx);
+    if (off > max)
         return NULL;
     uint32_t end = off + OBMI_CARVE_BATCH * size;
-    if (end > pool->maxnextoffset + size)
-        end = pool->maxnextoffset + size;
+    if (end > max + size)
+        end = max + size;
     char *base = (char *)pool;
     obmi_block *head = (obmi_block *)(base + off);
     for (; off + size < end; off += size)
         ((obmi_block *)(base + off))->next = (obmi_block *)(base + off + size);
     ((obmi_block *)(base + off))->next = NULL;
-    pool->nextoffset = end;
+    obmi_pool_set_nextoffset(pool, end);
     pool->freeblock = head;
     return head;
 }
@@ -65,17 +66,17 @@ size_t obmi_pool_free_count(const obmi_pool *pool)
 
 /* Invariant walker for a pool in service: class and offsets in range, the
  * free list inside the carved blocks, on block starts and acyclic, and
- * in-use + free == carved. */
+ * in-use + free == carved, and the remote list inside the in-use blocks. */
 bool obmi_pool_check(const obmi_pool *pool)
 {
     if (pool->state != OBMI_POOL_USED && pool->state != OBMI_POOL_FULL)
-        return pool->state == OBMI_POOL_EMPTY && pool->ref_count == 0;
+        return pool->state == OBMI_POOL_EMPTY && pool->ref_count == 0 &&
+               atomic_load_explicit(&pool->remote, memory_order_relaxed) == 0;
     if (pool->szidx >= OBMI_NCLASSES)
         return false;
     const obmi_class_info *ci = &obmi_classes[pool->szidx];
-    if (pool->maxnextoffset != OBMI_POOL_HEADER + (ci->nblocks - 1) * ci->size)
-        return false;
-    if (pool->nextoffset < OBMI_POOL_HEADER || pool->nextoffset > pool->maxnextoffset + ci->size)
+    if (pool->nextoffset < OBMI_POOL_HEADER ||
+        pool->nextoffset > obmi_pool_max_offset(pool->szidx) + ci->size)
         return false;
     if ((pool->nextoffset - OBMI_POOL_HEADER) % ci->size != 0)
         return false;
@@ -87,9 +88,19 @@ bool obmi_pool_check(const obmi_pool *pool)
         if (obmi_pool_of(b) != pool || !obmi_pool_is_block_start(pool, b))
             return false;
     }
+    /* Blocks on the remote list are still counted in ref_count; the walker
+     * runs where no other thread frees into the pool. */
+    uintptr_t remote = atomic_load_explicit(&pool->remote, memory_order_acquire);
+    uint32_t nremote = 0;
+    for (const obmi_block *b = (const obmi_block *)(remote & ~OBMI_REMOTE_FLAGS); b != NULL;
+         b = b->next) {
+        if (++nremote > pool->ref_count || obmi_pool_of(b) != pool ||
+            !obmi_pool_is_block_start(pool, b))
+            return false;
+    }
     if (pool->ref_count + nfree != carved)
         return false;
     if (pool->state == OBMI_POOL_FULL)
-        return nfree == 0 && carved == ci->nblocks;
+        return nfree == 0 && carved == ci->nblocks && (remote & OBMI_REMOTE_NOTIFY) != 0;
     return true;
 }

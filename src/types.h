@@ -14,17 +14,17 @@
  *   0             64      64+s    ...           64+n*s          4096
  *
  *   Pool header (struct obmi_pool), one cache line:
- *     0  freeblock      head of the pool's free list (NULL: none free)
- *     8  ref_count      blocks handed out and not yet freed
- *    12  szidx          size class index
- *    14  state          OBMI_POOL_* below
- *    16  nextoffset     offset of the first never-carved block
- *    20  maxnextoffset  largest offset a block may start at
- *    24  nextpool       ring or free-list link
- *    32  prevpool       ring link
- *    40  arena          the arena object this pool belongs to
- *    48  heap           the heap that owns the pool while it is in service
- *    56  reserved       (remote-free list of the per-thread-heap design)
+ *     0  freeblock      head of the owner's free list (NULL: none free)
+ *     8  ref_count      blocks handed out and not yet collected back
+ *    12  nextoffset     offset of the first never-carved block
+ *    14  szidx          size class index
+ *    15  state          OBMI_POOL_* below
+ *    16  nextpool       ring or free-list link
+ *    24  prevpool       ring link
+ *    32  arena          the arena object this pool belongs to
+ *    40  heap           the heap that owns the pool while it is in service
+ *    48  remote         remote-free list head | OBMI_REMOTE_* flags (atomic)
+ *    56  nextqueued     link on the owner's pending list
  *
  * SIZE CLASSES
  *
@@ -45,10 +45,13 @@
  *   USED    in service, on its heap's usedpools[szidx] ring. Every pool on a
  *           ring has a free or never-carved block, except possibly the ring's
  *           head, whose exhaustion is only noticed by the next malloc.
- *   FULL    in service, every block handed out, on no list. The next free
- *           into it moves it to the front of its ring (pool_full_to_used).
- *   EMPTY   no block in use; on its arena's freepools list, ready to be
- *           taken again for any class (pool_used_to_empty).
+ *   FULL    in service, every block handed out, on no list, and flagged
+ *           NOTIFY so the first remote free queues it (heap.c). The next
+ *           free into it moves it to the front of its ring
+ *           (pool_full_to_used).
+ *   EMPTY   no block in use; in its heap's small cache or on its arena's
+ *           freepools list, ready to be taken again for any class
+ *           (pool_used_to_empty).
  *
  *   Retire: a pool that empties while it is the only pool on its ring (full
  *   pools of the class are on no ring) stays there (state USED, ref_count
@@ -77,18 +80,22 @@
  *   and never freed. An entry is set before any block of its arena exists
  *   and cleared before the arena is unmapped.
  *
- * LOCKING
+ * THREADS (heap.c: the remote-free protocol; thread.c: heaps per thread)
  *
- *   One process-wide heap and its arena manager sit behind one mutex
- *   (obmi_lock), taken only while glibc says the process has more than one
- *   thread. The arena map is read without it. fork() takes the lock in the
- *   prepare handler (after the backing allocator's locks: stdio's list lock
- *   for the drop-in), lets the forking thread re-enter while other
- *   libraries' fork handlers run, and re-creates the lock in the child.
+ *   Every thread has its own heap, reached through one initial-exec TLS
+ *   pointer (obmi_tls_heap) that starts at obmi_heap_empty, whose rings are
+ *   all empty: a thread's first malloc falls into the slow path, which
+ *   gives the thread a heap. A heap's pools, rings, cache and counters are
+ *   touched by its owning thread only, with plain loads and stores; other
+ *   threads touch two atomic words, pool->remote and heap->pending.
+ *   Arenas and their free pools are one manager behind one mutex, taken
+ *   once per pool moved, never per block. The arena map is read without it.
  */
 #ifndef OBM_TYPES_H
 #define OBM_TYPES_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -133,19 +140,24 @@ enum obmi_pool_state {
     OBMI_POOL_EMPTY = 3,
 };
 
+/* pool->remote: the remote-free list head (blocks are 16-byte aligned, so
+ * the low bits are free) and two flags, changed together in one CAS. */
+#define OBMI_REMOTE_NOTIFY ((uintptr_t)1) /* owner asks: queue me on the next remote free */
+#define OBMI_REMOTE_QUEUED ((uintptr_t)2) /* on (or being put on) the heap's pending list */
+#define OBMI_REMOTE_FLAGS  ((uintptr_t)3)
+
 struct obmi_pool {
-    obmi_block *freeblock;  /* free-list head; NULL when none is free */
-    uint32_t ref_count;     /* blocks in use */
-    uint16_t szidx;         /* size class */
-    uint8_t state;          /* enum obmi_pool_state */
-    uint8_t reserved8;      /* padding, zero */
-    uint32_t nextoffset;    /* offset of the next never-carved block */
-    uint32_t maxnextoffset; /* last offset a block may start at */
-    obmi_pool *nextpool;    /* ring link (USED) or arena free list (EMPTY) */
-    obmi_pool *prevpool;    /* ring link (USED) */
-    obmi_arena *arena;      /* owning arena */
-    obmi_heap *heap;        /* owning heap while USED or FULL */
-    void *reserved;         /* keeps the header one cache line */
+    obmi_block *freeblock;    /* free-list head; NULL when none is free */
+    uint32_t ref_count;       /* blocks in use, remote frees not yet collected included */
+    uint16_t nextoffset;      /* offset of the next never-carved block */
+    uint8_t szidx;            /* size class */
+    uint8_t state;            /* enum obmi_pool_state */
+    obmi_pool *nextpool;      /* ring link (USED) or arena free list/heap cache (EMPTY) */
+    obmi_pool *prevpool;      /* ring link (USED) */
+    obmi_arena *arena;        /* owning arena */
+    obmi_heap *heap;          /* owning heap while USED or FULL */
+    _Atomic uintptr_t remote; /* remote-free list | OBMI_REMOTE_* */
+    obmi_pool *nextqueued;    /* pending-list link, written by whoever set QUEUED */
 };
 
 struct obmi_arena {
@@ -161,8 +173,10 @@ struct obmi_arena {
     uint64_t serial;    /* order of creation, for reports */
 };
 
-/* The arena manager: every arena of a heap family and its free pools. */
+/* The arena manager: every arena of a heap family and its free pools,
+ * behind one mutex (obmi_arenas_lock in thread.c). */
 struct obmi_arenas {
+    pthread_mutex_t lock;
     obmi_arena *usable;                              /* free pools, fewest first */
     obmi_arena *nfp2lasta[OBMI_POOLS_PER_ARENA + 1]; /* last in usable with n free */
     obmi_arena *all;                                 /* every mapped arena */
@@ -172,13 +186,41 @@ struct obmi_arenas {
     size_t narenas_released_total;                   /* arenas unmapped, ever */
 };
 
-/* A heap: the usedpools rings of every class and where its pools come from.
- * A value: tests make as many as they like. */
+/* Heap states (thread.c). Only the holder of OWNED or CLAIMED touches the
+ * heap's rings; the change of holder is a CAS on `owner`. */
+enum obmi_heap_owner {
+    OBMI_HEAP_OWNED = 0,     /* a running thread's heap (or a test's value) */
+    OBMI_HEAP_ABANDONED = 1, /* its thread ended; waiting to be adopted */
+    OBMI_HEAP_CLAIMED = 2,   /* abandoned, being collected by a remote freer */
+    OBMI_HEAP_DEAD = 3,      /* in a fork child: its thread vanished mid-update */
+};
+
+/* Events counted by a heap, written only by its holder. */
+struct obmi_heap_counts {
+    size_t mallocs[OBMI_NCLASSES];
+    size_t frees[OBMI_NCLASSES];        /* local frees and collected remote ones */
+    size_t remote_frees[OBMI_NCLASSES]; /* collected remote frees */
+    size_t pools_taken;                 /* from the cache or the arenas, ever */
+    size_t pools_returned;              /* to the cache or the arenas, ever */
+    size_t adoptions;                   /* times a new thread adopted this heap */
+};
+
+/* A heap: the usedpools rings of every class, where its pools come from,
+ * and what remote frees have queued. A value: tests make as many as they
+ * like; thread.c makes one per thread. */
 struct obmi_heap {
     obmi_pool *usedpools[OBMI_NCLASSES]; /* ring heads; &obmi_pool_empty if none */
     obmi_arenas *arenas;                 /* where this heap takes pools from */
-    size_t pools_taken;                  /* pools taken from arenas, ever */
-    size_t pools_returned;               /* pools given back, ever */
+    _Atomic(obmi_pool *) pending;        /* pools queued by remote frees (heap.c) */
+    obmi_pool *cache;                    /* EMPTY pools kept for reuse, via nextpool */
+    uint32_t ncached;
+    uint32_t cache_max;       /* 0: every empty pool goes straight back */
+    size_t npools;            /* pools in service (USED or FULL) */
+    bool abandoned;           /* no owner: keep nothing, notify on every pool */
+    _Atomic int owner;        /* enum obmi_heap_owner */
+    obmi_heap *allnext;       /* every heap made by thread.c */
+    obmi_heap *nextabandoned; /* thread.c's abandoned list */
+    struct obmi_heap_counts counts;
 };
 
 #endif /* OBM_TYPES_H */

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Each library exports exactly its intended symbols (-fvisibility=hidden).
 echo 1..3
-obm_api="obm_aligned_alloc obm_calloc obm_free obm_malloc obm_memalign obm_owns
+obm_api="obm_aligned_alloc obm_calloc obm_counters_get obm_free obm_malloc obm_memalign obm_owns
 obm_posix_memalign obm_realloc obm_reallocarray obm_usable_size"
 dropin="aligned_alloc calloc cfree free free_aligned_sized free_sized malloc
 malloc_usable_size memalign posix_memalign pvalloc realloc reallocarray valloc"

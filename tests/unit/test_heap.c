@@ -20,7 +20,7 @@ static void test_first_malloc_takes_a_pool(void **state)
     assert_int_equal(pool->state, OBMI_POOL_USED);
     assert_int_equal(pool->ref_count, 1);
     assert_ptr_equal(p, (char *)pool + OBMI_POOL_HEADER);
-    assert_int_equal(u.heap.pools_taken, 1);
+    assert_int_equal(u.heap.counts.pools_taken, 1);
     unit_check(&u);
     unit_free(&u, p);
     unit_check(&u);
@@ -77,7 +77,7 @@ static void test_used_to_empty_and_retire(void **state)
         unit_check(&u);
     }
     assert_int_equal(p0->state, OBMI_POOL_EMPTY); /* returned: p1 still serves */
-    assert_int_equal(u.heap.pools_returned, 1);
+    assert_int_equal(u.heap.counts.pools_returned, 1);
     for (int i = 8; i < 14; i++) {
         unit_free(&u, b[i]);
         unit_check(&u);
@@ -85,13 +85,13 @@ static void test_used_to_empty_and_retire(void **state)
     assert_int_equal(p1->state, OBMI_POOL_USED); /* retired: the last of class 31 */
     assert_int_equal(p1->ref_count, 0);
     assert_ptr_equal(u.heap.usedpools[31], p1);
-    assert_int_equal(u.heap.pools_returned, 1);
+    assert_int_equal(u.heap.counts.pools_returned, 1);
 
     /* A malloc/free loop on the retired pool takes no pool. */
     for (int i = 0; i < 1000; i++)
         unit_free(&u, unit_malloc(&u, 512));
-    assert_int_equal(u.heap.pools_taken, 2);
-    assert_int_equal(u.heap.pools_returned, 1);
+    assert_int_equal(u.heap.counts.pools_taken, 2);
+    assert_int_equal(u.heap.counts.pools_returned, 1);
 
     obmi_heap_release_retired(&u.heap);
     assert_int_equal(p1->state, OBMI_POOL_EMPTY);
@@ -180,7 +180,7 @@ static void test_random_against_model(void **state)
     obmi_heap_release_retired(&u.heap);
     unit_check(&u);
     assert_int_equal(u.arenas.narenas_current, 1); /* only the spare remains */
-    assert_int_equal(u.heap.pools_taken, u.heap.pools_returned);
+    assert_int_equal(u.heap.counts.pools_taken, u.heap.counts.pools_returned);
 }
 
 /* Two heaps on one arena manager take pools independently. */

@@ -34,8 +34,9 @@ static void test_init_carves_nothing(void **state)
     assert_null(pool->freeblock);
     assert_int_equal(pool->ref_count, 0);
     assert_int_equal(pool->nextoffset, OBMI_POOL_HEADER);
-    assert_int_equal(pool->maxnextoffset,
+    assert_int_equal(obmi_pool_max_offset(5),
                      OBMI_POOL_HEADER + (obmi_classes[5].nblocks - 1) * obmi_classes[5].size);
+    assert_int_equal(atomic_load(&pool->remote), 0);
     assert_true(obmi_pool_check(pool));
     /* Nothing carved: no address is a block yet. */
     for (uint32_t off = 0; off < OBMI_POOL_SIZE; off++)
@@ -81,6 +82,8 @@ static void test_exhaust_every_class(void **state)
         assert_null(obmi_pool_carve(pool));
         assert_int_equal(pool->ref_count, ci->nblocks);
         pool->state = OBMI_POOL_FULL;
+        assert_false(obmi_pool_check(pool)); /* a full pool must ask for remote frees */
+        atomic_store(&pool->remote, OBMI_REMOTE_NOTIFY);
         assert_true(obmi_pool_check(pool));
         free(pool);
     }
