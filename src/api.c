@@ -37,7 +37,7 @@ static inline obmi_pool *small_pool_checked(const void *p, const char *func)
  * the owner's free loads anyway: a pool with no block in use, and the block
  * freed last into its pool (the remote free checks the head of its list).
  * Full double-free detection is a hardening job. */
-static inline void small_free(void *p, const char *func)
+static OBMI_ALWAYS_INLINE void small_free(void *p, const char *func)
 {
     obmi_pool *pool = small_pool_checked(p, func);
     obmi_heap *heap = obmi_tls_heap;
@@ -83,17 +83,20 @@ void *obmi_malloc(size_t size)
     return obmi_backing_malloc(size);
 }
 
+/* Out of line, so the small path saves no registers for it. */
+static OBMI_NOINLINE void backing_free(void *p)
+{
+    int saved = errno;
+    obmi_backing_free(p);
+    errno = saved;
+}
+
 void obmi_free(void *p)
 {
-    if (OBMI_LIKELY(obmi_arena_map_lookup(p) != NULL)) {
+    if (OBMI_LIKELY(obmi_arena_map_lookup(p) != NULL))
         small_free(p, "free");
-        return;
-    }
-    if (p != NULL) {
-        int saved = errno;
-        obmi_backing_free(p);
-        errno = saved;
-    }
+    else if (p != NULL)
+        backing_free(p);
 }
 
 /* Blocks are 16-byte aligned and a whole number of 16 bytes: plain vector

@@ -180,6 +180,7 @@ static void heap_give_back_pool(obmi_heap *heap, obmi_pool *pool)
     heap->counts.pools_returned++;
     heap->npools--;
     atomic_store_explicit(&pool->remote, 0, memory_order_relaxed);
+    obmi_pool_set_carved(pool, 0);
     uint32_t limit = heap_cache_limit(heap);
     if (heap->ncached < limit) {
         obmi_pool_set_state(pool, OBMI_POOL_EMPTY);
@@ -219,7 +220,8 @@ void obmi_heap_flush_cache(obmi_heap *heap)
 /* No free block and nothing left to carve. */
 static bool pool_exhausted(const obmi_pool *pool)
 {
-    return pool->freeblock == NULL && pool->nextoffset > obmi_pool_max_offset(pool->szidx);
+    return pool->freeblock == NULL &&
+           obmi_pool_nextoffset(pool) > obmi_pool_max_offset(pool->szidx);
 }
 
 static obmi_pool *pool_empty_to_used(obmi_heap *heap, unsigned c)

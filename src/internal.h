@@ -12,12 +12,13 @@
 #include "config.h"
 #endif
 
-#define OBMI_EXPORT      __attribute__((visibility("default")))
-#define OBMI_LIKELY(x)   __builtin_expect(!!(x), 1)
-#define OBMI_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define OBMI_NOINLINE    __attribute__((noinline))
-#define OBMI_COLD        __attribute__((cold, noinline))
-#define OBMI_NORETURN    __attribute__((noreturn))
+#define OBMI_EXPORT        __attribute__((visibility("default")))
+#define OBMI_LIKELY(x)     __builtin_expect(!!(x), 1)
+#define OBMI_UNLIKELY(x)   __builtin_expect(!!(x), 0)
+#define OBMI_NOINLINE      __attribute__((noinline))
+#define OBMI_ALWAYS_INLINE inline __attribute__((always_inline))
+#define OBMI_COLD          __attribute__((cold, noinline))
+#define OBMI_NORETURN      __attribute__((noreturn))
 
 /* Configure results as constants, so every configuration compiles every
  * line (jemalloc's habit); OBM_DEBUG comes from --enable-debug. */
@@ -57,9 +58,9 @@ OBMI_COLD OBMI_NORETURN void obmi_assert_fail(const char *expr, const char *file
 /* ---- size classes ---- */
 
 typedef struct obmi_class_info {
-    uint32_t size;    /* block size in bytes */
     uint32_t recip;   /* floor(2^32 / size) + 1: offset / size as a multiply */
-    uint32_t nblocks; /* blocks per pool */
+    uint16_t size;    /* block size in bytes */
+    uint16_t nblocks; /* blocks per pool */
 } obmi_class_info;
 
 extern const obmi_class_info obmi_classes[OBMI_NCLASSES];
@@ -103,7 +104,7 @@ static inline obmi_pool *obmi_pool_of(const void *p)
     return (obmi_pool *)((uintptr_t)p & ~(uintptr_t)(OBMI_POOL_SIZE - 1));
 }
 
-/* state and nextoffset are read by threads that free into a pool they do
+/* state and carved are read by threads that free into a pool they do
  * not own (the block-start check): relaxed atomics, plain moves on x86. */
 static inline unsigned obmi_pool_state(const obmi_pool *pool)
 {
@@ -115,9 +116,15 @@ static inline void obmi_pool_set_state(obmi_pool *pool, unsigned state)
     __atomic_store_n(&pool->state, (uint8_t)state, __ATOMIC_RELAXED);
 }
 
-static inline void obmi_pool_set_nextoffset(obmi_pool *pool, uint32_t off)
+/* Blocks start at offsets [HEADER, nextoffset): the carved ones. */
+static inline uint32_t obmi_pool_nextoffset(const obmi_pool *pool)
 {
-    __atomic_store_n(&pool->nextoffset, (uint16_t)off, __ATOMIC_RELAXED);
+    return OBMI_POOL_HEADER + pool->carved;
+}
+
+static inline void obmi_pool_set_carved(obmi_pool *pool, uint32_t bytes)
+{
+    __atomic_store_n(&pool->carved, (uint16_t)bytes, __ATOMIC_RELAXED);
 }
 
 /* The largest offset a block of class c may start at. */
@@ -132,10 +139,9 @@ static inline bool obmi_pool_is_block_start(const obmi_pool *pool, const void *p
 {
     uint32_t rel = (uint32_t)((uintptr_t)p - (uintptr_t)pool) - OBMI_POOL_HEADER;
     const obmi_class_info *ci = &obmi_classes[pool->szidx & (OBMI_NCLASSES - 1)];
-    if (OBMI_UNLIKELY(obmi_pool_state(pool) - OBMI_POOL_USED > 1u))
-        return false; /* UNUSED or EMPTY: nothing is allocated here */
-    uint32_t carved = __atomic_load_n(&pool->nextoffset, __ATOMIC_RELAXED) - OBMI_POOL_HEADER;
-    if (OBMI_UNLIKELY(rel >= carved))
+    /* carved is 0 in an UNUSED (all-zero) or EMPTY pool: nothing is
+     * allocated there, so one test covers the state as well. */
+    if (OBMI_UNLIKELY(rel >= __atomic_load_n(&pool->carved, __ATOMIC_RELAXED)))
         return false; /* in the header (rel wrapped) or past the carved blocks */
     uint32_t q = (uint32_t)(((uint64_t)rel * ci->recip) >> 32);
     return q * ci->size == rel;
@@ -202,11 +208,12 @@ static inline bool obmi_heap_sole_pool(const obmi_heap *heap, const obmi_pool *p
  * has become empty. */
 static inline void obmi_heap_free_small(obmi_heap *heap, obmi_pool *pool, void *p)
 {
+    unsigned c = pool->szidx;
     obmi_block *b = (obmi_block *)p;
     obmi_block *head = pool->freeblock;
     b->next = head;
     pool->freeblock = b;
-    heap->counts.frees[pool->szidx]++;
+    heap->counts.frees[c]++;
     if (OBMI_UNLIKELY(--pool->ref_count == 0 || head == NULL)) {
         /* The common empty case, the retired pool (see heap.c), stays put
          * without a call: a malloc/free loop on one block lands here. */

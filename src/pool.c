@@ -18,14 +18,14 @@ const obmi_class_info obmi_classes[OBMI_NCLASSES] = {
 
 /* Put a pool taken from an arena into service for class c. Nothing is carved
  * yet: blocks are carved on demand, so a pool that serves few blocks touches
- * little of its page (obmalloc's nextoffset). */
+ * little of its page (obmalloc's nextoffset; here `carved`). */
 void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap)
 {
     pool->freeblock = NULL;
     pool->ref_count = 0;
     pool->szidx = (uint8_t)c;
     obmi_pool_set_state(pool, OBMI_POOL_USED);
-    obmi_pool_set_nextoffset(pool, OBMI_POOL_HEADER);
+    obmi_pool_set_carved(pool, 0);
     pool->nextpool = NULL;
     pool->prevpool = NULL;
     pool->heap = heap;
@@ -39,7 +39,7 @@ obmi_block *obmi_pool_carve(obmi_pool *pool)
 {
     OBMI_ASSERT(pool->freeblock == NULL);
     uint32_t size = obmi_classes[pool->szidx].size;
-    uint32_t off = pool->nextoffset;
+    uint32_t off = obmi_pool_nextoffset(pool);
     uint32_t max = obmi_pool_max_offset(pool->szidx);
     if (off > max)
         return NULL;
@@ -51,7 +51,7 @@ obmi_block *obmi_pool_carve(obmi_pool *pool)
     for (; off + size < end; off += size)
         ((obmi_block *)(base + off))->next = (obmi_block *)(base + off + size);
     ((obmi_block *)(base + off))->next = NULL;
-    obmi_pool_set_nextoffset(pool, end);
+    obmi_pool_set_carved(pool, end - OBMI_POOL_HEADER);
     pool->freeblock = head;
     return head;
 }
@@ -70,17 +70,16 @@ size_t obmi_pool_free_count(const obmi_pool *pool)
 bool obmi_pool_check(const obmi_pool *pool)
 {
     if (pool->state != OBMI_POOL_USED && pool->state != OBMI_POOL_FULL)
-        return pool->state == OBMI_POOL_EMPTY && pool->ref_count == 0 &&
+        return pool->state == OBMI_POOL_EMPTY && pool->ref_count == 0 && pool->carved == 0 &&
                atomic_load_explicit(&pool->remote, memory_order_relaxed) == 0;
     if (pool->szidx >= OBMI_NCLASSES)
         return false;
     const obmi_class_info *ci = &obmi_classes[pool->szidx];
-    if (pool->nextoffset < OBMI_POOL_HEADER ||
-        pool->nextoffset > obmi_pool_max_offset(pool->szidx) + ci->size)
+    if (obmi_pool_nextoffset(pool) > obmi_pool_max_offset(pool->szidx) + ci->size)
         return false;
-    if ((pool->nextoffset - OBMI_POOL_HEADER) % ci->size != 0)
+    if (pool->carved % ci->size != 0)
         return false;
-    uint32_t carved = (pool->nextoffset - OBMI_POOL_HEADER) / ci->size;
+    uint32_t carved = pool->carved / ci->size;
     uint32_t nfree = 0;
     for (const obmi_block *b = pool->freeblock; b != NULL; b = b->next) {
         if (++nfree > carved)

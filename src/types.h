@@ -16,7 +16,7 @@
  *   Pool header (struct obmi_pool), one cache line:
  *     0  freeblock      head of the owner's free list (NULL: none free)
  *     8  ref_count      blocks handed out and not yet collected back
- *    12  nextoffset     offset of the first never-carved block
+ *    12  carved         bytes carved into blocks after the header (0: not in service)
  *    14  szidx          size class index
  *    15  state          OBMI_POOL_* below
  *    16  nextpool       ring or free-list link
@@ -149,7 +149,7 @@ enum obmi_pool_state {
 struct obmi_pool {
     obmi_block *freeblock;    /* free-list head; NULL when none is free */
     uint32_t ref_count;       /* blocks in use, remote frees not yet collected included */
-    uint16_t nextoffset;      /* offset of the next never-carved block */
+    uint16_t carved;          /* bytes of blocks carved; 0 unless USED or FULL */
     uint8_t szidx;            /* size class */
     uint8_t state;            /* enum obmi_pool_state */
     obmi_pool *nextpool;      /* ring link (USED) or arena free list/heap cache (EMPTY) */

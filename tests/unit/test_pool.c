@@ -33,7 +33,7 @@ static void test_init_carves_nothing(void **state)
     assert_int_equal(pool->szidx, 5);
     assert_null(pool->freeblock);
     assert_int_equal(pool->ref_count, 0);
-    assert_int_equal(pool->nextoffset, OBMI_POOL_HEADER);
+    assert_int_equal(pool->carved, 0);
     assert_int_equal(obmi_pool_max_offset(5),
                      OBMI_POOL_HEADER + (obmi_classes[5].nblocks - 1) * obmi_classes[5].size);
     assert_int_equal(atomic_load(&pool->remote), 0);
@@ -58,7 +58,7 @@ static void test_carve_batches_in_order(void **state)
         for (obmi_block *b = head; b != NULL; b = b->next, n++)
             assert_ptr_equal(b, (char *)pool + OBMI_POOL_HEADER + n * ci->size);
         assert_int_equal(n, batch);
-        assert_int_equal(pool->nextoffset, OBMI_POOL_HEADER + batch * ci->size);
+        assert_int_equal(obmi_pool_nextoffset(pool), OBMI_POOL_HEADER + batch * ci->size);
         assert_true(obmi_pool_check(pool));
         free(pool);
     }
@@ -103,13 +103,33 @@ static void test_block_start_every_offset(void **state)
                           (off - OBMI_POOL_HEADER) / ci->size < ci->nblocks;
             assert_int_equal(obmi_pool_is_block_start(pool, (char *)pool + off), expect);
         }
-        /* Only pools in service have blocks. */
-        pool->state = OBMI_POOL_EMPTY;
-        assert_false(obmi_pool_is_block_start(pool, (char *)pool + OBMI_POOL_HEADER));
-        pool->state = OBMI_POOL_UNUSED;
+        /* An UNUSED pool (all-zero header) has no blocks. */
+        memset(pool, 0, OBMI_POOL_HEADER);
         assert_false(obmi_pool_is_block_start(pool, (char *)pool + OBMI_POOL_HEADER));
         free(pool);
     }
+}
+
+/* A pool given back to its arena has no blocks, though its memory still
+ * holds the old ones. */
+static void test_block_start_empty_pool(void **state)
+{
+    (void)state;
+    unit_heap u;
+    unit_heap_init(&u);
+    void *b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = unit_malloc(&u, 512);
+    obmi_pool *pool = obmi_pool_of(b[0]);
+    for (int i = 0; i < 7; i++)
+        assert_true(obmi_pool_is_block_start(pool, b[i]));
+    for (int i = 0; i < 7; i++)
+        unit_free(&u, b[i]);
+    assert_int_equal(pool->state, OBMI_POOL_EMPTY);
+    for (int i = 0; i < 7; i++)
+        assert_false(obmi_pool_is_block_start(pool, b[i]));
+    unit_check(&u);
+    unit_free(&u, b[7]);
 }
 
 /* Carved blocks only: a partly carved pool rejects the uncarved tail. */
@@ -119,7 +139,7 @@ static void test_block_start_partial(void **state)
     obmi_pool *pool = new_page();
     obmi_pool_init(pool, 0, NULL);
     pop(pool);
-    uint32_t carved_end = pool->nextoffset;
+    uint32_t carved_end = obmi_pool_nextoffset(pool);
     assert_true(obmi_pool_is_block_start(pool, (char *)pool + carved_end - 16));
     assert_false(obmi_pool_is_block_start(pool, (char *)pool + carved_end));
     free(pool);
