@@ -24,15 +24,18 @@
  *   collect   when a pool's own free list runs dry (malloc's slow path),
  *             take its remote list (one CAS, flags kept), append it to the
  *             free list and subtract its length from ref_count.
- *   full      a pool leaving its ring for FULL sets NOTIFY (fetch_or). A
- *             full pool is on no ring, so without NOTIFY the owner would
- *             never look at it again; and as blocks pushed before NOTIFY
- *             went up queued nothing, the fetch_or's old value is checked:
- *             a non-empty list means the pool is not full after all.
+ *   full      a pool leaving its ring for FULL sets NOTIFY (fetch_or, the
+ *             first time in its service). A full pool is on no ring, so
+ *             without NOTIFY the owner would never look at it again; and as
+ *             blocks pushed before NOTIFY went up queued nothing, the old
+ *             value is checked: a non-empty list means the pool is not full
+ *             after all. NOTIFY then stays until the pool is given back, so
+ *             the next times it fills cost no atomic operation (a remote
+ *             free into it while on its ring just queues it once more).
  *   drain     every slow path empties `pending`: for each pool, read
  *             nextqueued, then clear QUEUED and take the list in one CAS,
  *             then move the pool (FULL -> USED, or back to the arenas when
- *             nothing is in use). Ring pools of an owned heap lose NOTIFY.
+ *             nothing is in use).
  *
  * Invariant: a QUEUED pool is never returned to the arenas nor reused.
  * The race it closes: a freer sets QUEUED in its push and only afterwards
@@ -242,8 +245,9 @@ static void pool_used_to_full(obmi_heap *heap, obmi_pool *pool)
 {
     ring_remove(heap, pool);
     obmi_pool_set_state(pool, OBMI_POOL_FULL);
-    uintptr_t old =
-        atomic_fetch_or_explicit(&pool->remote, OBMI_REMOTE_NOTIFY, memory_order_acq_rel);
+    uintptr_t old = atomic_load_explicit(&pool->remote, memory_order_relaxed);
+    if (!(old & OBMI_REMOTE_NOTIFY))
+        old = atomic_fetch_or_explicit(&pool->remote, OBMI_REMOTE_NOTIFY, memory_order_acq_rel);
     if (remote_list(old) != NULL) {
         /* Frees came in before NOTIFY was up: not full after all. */
         pool_collect(heap, pool, 0);
@@ -260,8 +264,6 @@ static void pool_full_to_used(obmi_heap *heap, obmi_pool *pool)
         pool_used_to_full(heap, head);
     obmi_pool_set_state(pool, OBMI_POOL_USED);
     ring_push_front(heap, pool);
-    if (!heap->abandoned) /* on a ring, the owner sees its remote frees itself */
-        atomic_fetch_and_explicit(&pool->remote, ~OBMI_REMOTE_NOTIFY, memory_order_relaxed);
 }
 
 static void pool_used_to_empty(obmi_heap *heap, obmi_pool *pool)
@@ -289,9 +291,6 @@ static void pool_settle(obmi_heap *heap, obmi_pool *pool)
         if (pool->freeblock == NULL)
             return; /* nothing came back after all */
         pool_full_to_used(heap, pool);
-    } else if (!heap->abandoned &&
-               (atomic_load_explicit(&pool->remote, memory_order_relaxed) & OBMI_REMOTE_NOTIFY)) {
-        atomic_fetch_and_explicit(&pool->remote, ~OBMI_REMOTE_NOTIFY, memory_order_relaxed);
     }
     if (pool->ref_count == 0)
         pool_emptied(heap, pool);

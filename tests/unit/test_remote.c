@@ -93,7 +93,7 @@ static void test_remote_free_into_full_pool(void **state)
     assert_ptr_equal(obmi_pool_of(next), full);
     assert_null(atomic_load(&u.heap.pending));
     assert_int_equal(full->state, OBMI_POOL_USED);
-    assert_int_equal(remote_word(full), 0); /* back on a ring: no flag */
+    assert_int_equal(remote_word(full), OBMI_REMOTE_NOTIFY); /* kept while in service */
     assert_ptr_equal(u.heap.usedpools[31], full);
     assert_int_equal(other->state, OBMI_POOL_FULL); /* the exhausted head retired */
     assert_int_equal(full->ref_count, 6);
