@@ -29,8 +29,10 @@
  *
  * malloc and free keep working after the destructor ran (in later key
  * destructors and in libc's own thread clean-up): the thread is back on
- * obmi_heap_empty, its frees are remote frees, and a malloc adopts a heap
- * again and re-arms the key, which glibc honours for a few more rounds.
+ * obmi_heap_empty, its frees are remote frees, and each malloc borrows a
+ * heap for that one call (adopts or makes one, and abandons it again).
+ * Re-arming the key instead would leak a heap taken in glibc's last
+ * destructor round, after which no destructor runs.
  *
  * fork(): prepare takes the backing allocator's locks, then the manager
  * lock (the only obm lock), in that order. The child keeps the forking
@@ -50,6 +52,9 @@
     }
 
 __thread obmi_heap *obmi_tls_heap __attribute__((tls_model("initial-exec"))) = &obmi_heap_empty;
+
+/* Set when the thread's heap destructor has run: the thread is ending. */
+static __thread bool tls_exited __attribute__((tls_model("initial-exec")));
 
 /* Never written: every ring is empty, so malloc falls into the slow path,
  * and no pool names it, so every free is remote. */
@@ -178,6 +183,7 @@ void obmi_thread_collect_abandoned(obmi_heap *heap)
 
 static void heap_key_destructor(void *value)
 {
+    tls_exited = true;
     if (value != NULL && value == obmi_tls_heap)
         heap_abandon(value);
 }
@@ -189,6 +195,11 @@ void *obmi_thread_malloc_first(unsigned c)
     if (heap == NULL) {
         errno = ENOMEM;
         return NULL;
+    }
+    if (OBMI_UNLIKELY(tls_exited)) { /* borrowed for this one call */
+        void *p = obmi_heap_malloc_small(heap, c);
+        heap_abandon(heap);
+        return p;
     }
     obmi_tls_heap = heap;
     if (heap_key_ok)

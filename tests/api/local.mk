@@ -90,6 +90,22 @@ tests_api_stress_plain_SOURCES = $(tests_api_stress_obm_SOURCES)
 tests_api_stress_plain_CFLAGS = $(API_PLAIN_FLAGS)
 tests_api_stress_plain_LDADD = $(API_PLAIN_LIBS) $(PTHREAD_LIBS)
 
+# Threads against per-thread heaps: cross-thread frees, 100,000 short-lived
+# threads, key destructors that allocate, blocks left by exited threads, and
+# fork under load. Its work shrinks under valgrind and the sanitizers.
+API_OBM_TESTS += tests/api/threads_obm
+THREAD_TESTS += tests/api/threads_obm
+API_PRELOADED_TESTS += tests/api/threads_preload.sh
+check_PROGRAMS += tests/api/threads_plain
+
+tests_api_threads_obm_SOURCES = tests/api/threads.c tests/api/api.h
+tests_api_threads_obm_CFLAGS = $(TEST_CFLAGS)
+tests_api_threads_obm_LDADD = $(API_OBM_LIBS) $(PTHREAD_LIBS)
+tests_api_threads_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
+tests_api_threads_plain_SOURCES = $(tests_api_threads_obm_SOURCES)
+tests_api_threads_plain_CFLAGS = $(API_PLAIN_FLAGS)
+tests_api_threads_plain_LDADD = $(API_PLAIN_LIBS) $(PTHREAD_LIBS)
+
 tests_api_rss_obm_SOURCES = tests/api/rss.c tests/api/api.h
 tests_api_rss_obm_CFLAGS = $(TEST_CFLAGS)
 tests_api_rss_obm_LDADD = $(API_OBM_LIBS)

@@ -1,0 +1,6 @@
+#!/bin/sh
+# The thread and fork cases (tests/api/threads.c) through malloc, with the
+# drop-in preloaded; threads_plain is not linked to obm and checks that obm
+# really serves it.
+[ -f "$OBM_DROPIN" ] || { echo "1..0 # SKIP no drop-in at $OBM_DROPIN (--disable-shared?)"; exit 0; }
+exec env LD_PRELOAD="$OBM_DROPIN" "$top_builddir/tests/api/threads_plain"
