@@ -207,8 +207,9 @@ struct obmi_heap_counts {
 
 /* A heap: the usedpools rings of every class, where its pools come from,
  * and what remote frees have queued. A value: tests make as many as they
- * like; thread.c makes one per thread. */
-struct obmi_heap {
+ * like; thread.c makes one per thread. Aligned to two cache lines (the
+ * adjacent-line prefetcher's pair), so two threads' heaps share none. */
+struct __attribute__((aligned(128))) obmi_heap {
     obmi_pool *usedpools[OBMI_NCLASSES]; /* ring heads; &obmi_pool_empty if none */
     obmi_arenas *arenas;                 /* where this heap takes pools from */
     _Atomic(obmi_pool *) pending;        /* pools queued by remote frees (heap.c) */
