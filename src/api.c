@@ -36,13 +36,19 @@ static inline obmi_pool *small_pool_checked(const void *p, const char *func)
 /* Two uses of a freed block are caught on the way, for the price of values
  * the owner's free loads anyway: a pool with no block in use, and the block
  * freed last into its pool (the remote free checks the head of its list).
- * Full double-free detection is a hardening job. */
+ * Only the owner may read these. Full double-free detection is a hardening
+ * job. */
+static inline bool owner_sees_freed(const obmi_pool *pool, const void *p)
+{
+    return pool->ref_count == 0 || pool->freeblock == p;
+}
+
 static OBMI_ALWAYS_INLINE void small_free(void *p, const char *func)
 {
     obmi_pool *pool = small_pool_checked(p, func);
     obmi_heap *heap = obmi_tls_heap;
     if (OBMI_LIKELY(pool->heap == heap)) {
-        if (OBMI_UNLIKELY(pool->ref_count == 0 || pool->freeblock == p))
+        if (OBMI_UNLIKELY(owner_sees_freed(pool, p)))
             obmi_fatal_ptr(func, "double free detected", p);
         obmi_heap_free_small(heap, pool, p);
     } else {
@@ -54,7 +60,7 @@ static OBMI_ALWAYS_INLINE void small_free(void *p, const char *func)
 static size_t small_usable_size(const void *p, const char *func)
 {
     obmi_pool *pool = small_pool_checked(p, func);
-    if (pool->heap == obmi_tls_heap && (pool->ref_count == 0 || pool->freeblock == p))
+    if (pool->heap == obmi_tls_heap && owner_sees_freed(pool, p))
         obmi_fatal_ptr(func, "invalid pointer", p);
     return obmi_classes[pool->szidx].size;
 }

@@ -173,10 +173,7 @@ void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool)
 {
     obmi_arena *ao = pool->arena;
     uint32_t nf = ao->nfreepools;
-    obmi_pool_set_state(pool, OBMI_POOL_EMPTY);
-    obmi_pool_set_carved(pool, 0);
-    pool->heap = NULL;
-    pool->ref_count = 0;
+    obmi_pool_set_empty(pool);
     pool->nextpool = ao->freepools;
     ao->freepools = pool;
 

@@ -182,12 +182,9 @@ static void heap_give_back_pool(obmi_heap *heap, obmi_pool *pool)
     OBMI_ASSERT(pool->ref_count == 0 && !pool_queued(pool));
     heap->counts.pools_returned++;
     heap->npools--;
-    atomic_store_explicit(&pool->remote, 0, memory_order_relaxed);
-    obmi_pool_set_carved(pool, 0);
     uint32_t limit = heap_cache_limit(heap);
     if (heap->ncached < limit) {
-        obmi_pool_set_state(pool, OBMI_POOL_EMPTY);
-        pool->heap = NULL;
+        obmi_pool_set_empty(pool);
         pool->nextpool = heap->cache;
         heap->cache = pool;
         heap->ncached++;

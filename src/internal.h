@@ -148,6 +148,7 @@ static inline bool obmi_pool_is_block_start(const obmi_pool *pool, const void *p
 }
 
 void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap);
+void obmi_pool_set_empty(obmi_pool *pool);
 obmi_block *obmi_pool_carve(obmi_pool *pool);
 size_t obmi_pool_free_count(const obmi_pool *pool); /* walks the free list */
 bool obmi_pool_check(const obmi_pool *pool);        /* invariant walker */

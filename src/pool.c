@@ -33,6 +33,18 @@ void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap)
     pool->nextqueued = NULL;
 }
 
+/* Take a pool out of service (to a heap's cache or its arena): no block,
+ * no owner, nothing carved, so the block-start check rejects every address
+ * in it. */
+void obmi_pool_set_empty(obmi_pool *pool)
+{
+    obmi_pool_set_state(pool, OBMI_POOL_EMPTY);
+    obmi_pool_set_carved(pool, 0);
+    pool->heap = NULL;
+    pool->ref_count = 0;
+    atomic_store_explicit(&pool->remote, 0, memory_order_relaxed);
+}
+
 /* The pool's free list is empty: link up to OBMI_CARVE_BATCH never-used
  * blocks into it. Returns the new head, NULL when every block is carved. */
 obmi_block *obmi_pool_carve(obmi_pool *pool)
