@@ -82,7 +82,7 @@ check_PROGRAMS += tests/api/rss_obm tests/api/rss_plain
 TESTS += $(API_RSS_TESTS)
 dist_check_SCRIPTS += tests/api/rss_preload.sh
 
-tests_api_stress_obm_SOURCES = tests/api/stress.c tests/api/api.h
+tests_api_stress_obm_SOURCES = tests/api/stress.c tests/api/api.h tests/api/threaded.h
 tests_api_stress_obm_CFLAGS = $(TEST_CFLAGS)
 tests_api_stress_obm_LDADD = $(API_OBM_LIBS) $(PTHREAD_LIBS)
 tests_api_stress_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
@@ -98,7 +98,7 @@ THREAD_TESTS += tests/api/threads_obm
 API_PRELOADED_TESTS += tests/api/threads_preload.sh
 check_PROGRAMS += tests/api/threads_plain
 
-tests_api_threads_obm_SOURCES = tests/api/threads.c tests/api/api.h
+tests_api_threads_obm_SOURCES = tests/api/threads.c tests/api/api.h tests/api/threaded.h
 tests_api_threads_obm_CFLAGS = $(TEST_CFLAGS)
 tests_api_threads_obm_LDADD = $(API_OBM_LIBS) $(PTHREAD_LIBS)
 tests_api_threads_obm_LDFLAGS = $(API_OBM_LINKFLAGS)

@@ -23,13 +23,10 @@
  * recorded, every thread stops, and main reports it. Built twice; see
  * api.h. Sized for a 2-core machine: about 3.2 M operations. */
 #include "api.h"
+#include "threaded.h"
 
 #include <pthread.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
-#include <time.h>
 
 enum {
     NTHREADS = 8,
@@ -68,32 +65,6 @@ struct worker {
 
 static struct slot transfer[TRANSFERS];
 static struct worker workers[NTHREADS];
-static atomic_int failed;
-static char failure[512];
-
-static unsigned long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (unsigned long)ts.tv_sec * 1000 + (unsigned long)ts.tv_nsec / 1000000;
-}
-
-/* Record the first failure; every thread stops at its next step. */
-__attribute__((format(printf, 1, 2))) static void record_failure(const char *fmt, ...)
-{
-    int expected = 0;
-    if (!atomic_compare_exchange_strong(&failed, &expected, 1))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(failure, sizeof failure, fmt, ap);
-    va_end(ap);
-}
-
-static bool stopped(void)
-{
-    return atomic_load_explicit(&failed, memory_order_relaxed) != 0;
-}
 
 /* ---- the pattern ---- */
 
@@ -387,8 +358,7 @@ static void test_stress_content(void **state)
         drain_transfers(&rng, round + 1 == ROUNDS, &total);
     }
     alarm(0);
-    if (stopped())
-        fail_msg("%s", failure);
+    report_failure();
     printf("# %u threads x %u rounds in %lu ms: %lu malloc, %lu calloc, %lu realloc (%lu across "
            "512 B), %lu large, %lu free, %lu handed over, %lu freed or realloc'ed by another "
            "thread\n",

@@ -30,17 +30,14 @@
  * OBM_TEST_SCALE (a factor, 1 = full size) overrides. Built twice; see
  * api.h. */
 #include "api.h"
+#include "threaded.h"
 
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #ifndef __has_feature
 #define __has_feature(x) 0
@@ -129,13 +126,6 @@ static size_t scaled(size_t full, size_t least)
     return n < (double)least ? least : (size_t)n;
 }
 
-static unsigned long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (unsigned long)ts.tv_sec * 1000 + (unsigned long)ts.tv_nsec / 1000000;
-}
-
 /* A hang (a deadlock, a lost wake-up) ends the program with a TAP bail-out
  * instead of blocking the suite. */
 static const char *watchdog_case;
@@ -156,34 +146,6 @@ static void watchdog(const char *what, unsigned seconds)
     watchdog_case = what;
     signal(SIGALRM, watchdog_fired);
     alarm(seconds);
-}
-
-/* ---- failures from threads ---- */
-
-static atomic_int failed;
-static char failure[512];
-
-/* Record the first failure; every thread stops at its next step. */
-__attribute__((format(printf, 1, 2))) static void record_failure(const char *fmt, ...)
-{
-    int expected = 0;
-    if (!atomic_compare_exchange_strong(&failed, &expected, 1))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(failure, sizeof failure, fmt, ap);
-    va_end(ap);
-}
-
-static bool stopped(void)
-{
-    return atomic_load_explicit(&failed, memory_order_relaxed) != 0;
-}
-
-static void report_failure(void)
-{
-    if (stopped())
-        fail_msg("%s", failure);
 }
 
 /* ---- the pattern ---- */
