@@ -90,6 +90,106 @@ typedef struct obm_counters {
  * sizeof(obm_counters_t). */
 int obm_counters_get(obm_counters_t *out);
 
+/* ---- statistics ----
+ *
+ * Computed by walking arenas and pools under the arena manager's lock (the
+ * fast paths keep no shared counter), and summing each heap's own event
+ * counts. Exact when no other thread runs; while threads run, a snapshot
+ * whose sums still hold: per class blocks_in_use + blocks_free = pools x
+ * blocks per pool, pools_in_use + pools_empty = arenas_current x 64, and
+ * the five bytes_* of the ledger add up to bytes_mapped. README.md,
+ * "Statistics", documents every field. */
+
+#define OBM_STATS_VERSION 1
+
+typedef struct obm_class_stats {
+    size_t block_size;    /* bytes per block */
+    size_t pools;         /* pools currently serving this class */
+    size_t blocks_in_use; /* handed out and not freed */
+    size_t blocks_free;   /* free blocks in those pools, carved or not */
+    size_t blocks_remote; /* of blocks_free: freed by another thread, not yet taken back */
+    size_t mallocs;       /* blocks handed out, ever, summed over heaps */
+    size_t frees;         /* blocks taken back, ever (remote ones once collected) */
+    size_t remote_frees;  /* of frees: freed by a thread other than the owner */
+} obm_class_stats_t;
+
+typedef struct obm_stats {
+    size_t size;    /* the caller sets sizeof(obm_stats_t) */
+    size_t version; /* OBM_STATS_VERSION */
+    size_t arenas_current, arenas_highwater, arenas_allocated_total, arenas_released_total;
+    size_t pools_in_use;    /* serving a class (USED or FULL) */
+    size_t pools_full;      /* of pools_in_use: every block handed out */
+    size_t pools_empty;     /* no class: free in an arena, cached by a heap, or untouched */
+    size_t pools_cached;    /* of pools_empty: kept by a thread's heap for reuse */
+    size_t pools_untouched; /* of pools_empty: never used since the arena was mapped */
+    size_t bytes_mapped;    /* arenas_current * OBM_ARENA_SIZE */
+    size_t bytes_in_use, bytes_free_blocks, bytes_empty_pools, bytes_pool_headers,
+        bytes_quantization;                           /* these five sum to bytes_mapped */
+    size_t large_allocs_current, large_bytes_current; /* held from the backing allocator */
+    size_t large_allocs_total; /* requests routed to the backing allocator, ever */
+    size_t heaps_live, heaps_abandoned, heaps_created, heaps_adopted;
+    size_t pools_taken_total, pools_returned_total; /* pool moves between heaps and arenas */
+    obm_class_stats_t classes[OBM_NCLASSES];
+} obm_stats_t;
+
+/* Fills *out: 0, or EINVAL when out is NULL or out->size is not
+ * sizeof(obm_stats_t). */
+int obm_stats_get(obm_stats_t *out);
+
+/* delta = after - before, field by field, for counts of events and for
+ * levels (a level that fell wraps: read it as ptrdiff_t); block_size,
+ * version and arenas_highwater are after's. Any two may be the same. */
+void obm_stats_diff(const obm_stats_t *before, const obm_stats_t *after, obm_stats_t *delta);
+
+/* Receives the report a piece at a time (NUL-terminated). It is called
+ * with no obm lock held, so it may allocate. */
+typedef void (*obm_write_fn)(void *opaque, const char *text);
+
+/* Writes a report through write (NULL: to stderr). opts: "" the text
+ * report in the layout of CPython's sys._debugmallocstats, "J" the same as
+ * JSON (names as in obm_stats_t), "M" the fragmentation map as SVG.
+ * 0, EINVAL for other opts, ENOMEM when the map's snapshot cannot be
+ * mapped. */
+int obm_stats_print(obm_write_fn write, void *opaque, const char *opts);
+
+/* obm_visit: one call per arena, then one per each of its 64 pools. */
+enum obm_region_kind { OBM_REGION_ARENA = 1, OBM_REGION_POOL = 2 };
+
+enum obm_region_state {
+    /* arenas */
+    OBM_ARENA_USED = 1,  /* at least one pool serving a class */
+    OBM_ARENA_EMPTY = 2, /* no pool serving; some cached by heaps */
+    OBM_ARENA_SPARE = 3, /* every pool free in the arena: the one kept mapped */
+    /* pools */
+    OBM_POOL_USED = 11,      /* serving a class, with a free block */
+    OBM_POOL_FULL = 12,      /* serving a class, every block handed out */
+    OBM_POOL_EMPTY = 13,     /* free in its arena */
+    OBM_POOL_CACHED = 14,    /* free, kept by a thread's heap */
+    OBM_POOL_UNTOUCHED = 15, /* never used since the arena was mapped */
+};
+
+typedef struct obm_region {
+    int kind;            /* enum obm_region_kind */
+    int state;           /* enum obm_region_state */
+    const void *address; /* start of the arena or pool */
+    size_t size;         /* OBM_ARENA_SIZE or OBM_POOL_SIZE */
+    size_t arena_serial; /* the arena's number, in order of mapping */
+    int size_class;      /* pools serving a class: 0..OBM_NCLASSES-1; otherwise -1 */
+    size_t block_size;   /* bytes per block, or 0 */
+    size_t used;         /* blocks in use (pools), pools serving a class (arenas) */
+    size_t capacity;     /* blocks per pool (pools serving a class, else 0), 64 (arenas) */
+    size_t remote;       /* pools: of the free blocks, freed by another thread, not yet collected */
+} obm_region_t;
+
+/* Non-zero stops the walk and is returned by obm_visit. */
+typedef int (*obm_visit_fn)(const obm_region_t *region, void *arg);
+
+/* Calls fn for every arena and pool, in arena order, from a snapshot taken
+ * under the manager lock and released before the first call: fn may
+ * allocate and free (the snapshot does not change). Returns 0, fn's
+ * non-zero value, EINVAL for a NULL fn, or ENOMEM. */
+int obm_visit(obm_visit_fn fn, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

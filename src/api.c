@@ -86,15 +86,7 @@ void *obmi_malloc(size_t size)
         return small_malloc(0); /* a unique 16-byte block */
     if (size > PTRDIFF_MAX)
         return enomem();
-    return obmi_backing_malloc(size);
-}
-
-/* Out of line, so the small path saves no registers for it. */
-static OBMI_NOINLINE void backing_free(void *p)
-{
-    int saved = errno;
-    obmi_backing_free(p);
-    errno = saved;
+    return obmi_large_malloc(size);
 }
 
 void obmi_free(void *p)
@@ -102,7 +94,7 @@ void obmi_free(void *p)
     if (OBMI_LIKELY(obmi_arena_map_lookup(p) != NULL))
         small_free(p, "free");
     else if (p != NULL)
-        backing_free(p);
+        obmi_large_free(p); /* out of line: the small path saves no registers for it */
 }
 
 /* Blocks are 16-byte aligned and a whole number of 16 bytes: plain vector
@@ -129,7 +121,7 @@ void *obmi_calloc(size_t count, size_t size)
     if (__builtin_mul_overflow(count, size, &n) || n > PTRDIFF_MAX)
         return enomem();
     if (n > OBMI_SMALL_MAX)
-        return obmi_backing_calloc(count, size);
+        return obmi_large_calloc(count, size);
     unsigned c = n == 0 ? 0 : obmi_size_class(n);
     void *p = small_malloc(c);
     if (p != NULL)
@@ -157,7 +149,7 @@ void *obmi_realloc(void *p, size_t size)
             return p;
     } else {
         if (size > OBMI_SMALL_MAX)
-            return obmi_backing_realloc(p, size); /* glibc grows or shrinks in place */
+            return obmi_large_realloc(p, size); /* glibc grows or shrinks in place */
         old = obmi_backing_usable_size(p);
         if (size <= old && old - size < old / 4)
             return p;
@@ -169,7 +161,7 @@ void *obmi_realloc(void *p, size_t size)
     if (ours)
         small_free(p, "realloc");
     else
-        obmi_backing_free(p);
+        obmi_large_free(p);
     return q;
 }
 
@@ -195,14 +187,6 @@ OBMI_EXPORT int obm_owns(const void *p)
     return obmi_arena_map_lookup(p) != NULL;
 }
 
-OBMI_EXPORT int obm_counters_get(obm_counters_t *out)
-{
-    if (out == NULL || out->size != sizeof(obm_counters_t))
-        return EINVAL;
-    obmi_counters(out);
-    return 0;
-}
-
 void obmi_free_sized(void *p, size_t size)
 {
     (void)size;
@@ -225,7 +209,7 @@ static void *aligned_malloc(size_t alignment, size_t size)
         return obmi_malloc(size); /* every obm block is 16-aligned */
     if (alignment > PTRDIFF_MAX || size > PTRDIFF_MAX - alignment)
         return enomem();
-    return obmi_backing_memalign(alignment, size);
+    return obmi_large_memalign(alignment, size);
 }
 
 int obmi_posix_memalign(void **memptr, size_t alignment, size_t size)

@@ -207,6 +207,17 @@ void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool)
         arenas->nfp2lasta[nf + 1] = ao;
 }
 
+/* Unmap the spare (the one entirely free arena kept mapped), if any. */
+bool obmi_arenas_release_spare(obmi_arenas *arenas)
+{
+    obmi_arena *spare = arenas->nfp2lasta[OBMI_POOLS_PER_ARENA];
+    if (spare == NULL)
+        return false;
+    arena_unlink_usable(arenas, spare);
+    arena_empty_to_released(arenas, spare);
+    return true;
+}
+
 /* ---- invariant walkers ---- */
 
 bool obmi_arena_check(const obmi_arena *ao)

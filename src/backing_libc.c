@@ -74,7 +74,7 @@ void obmi_backing_fork_child(void)
     _IO_list_resetlock();
 }
 
-/* ---- finding glibc's malloc_usable_size ---- */
+/* ---- finding glibc's own functions (malloc_usable_size, malloc_trim) ---- */
 
 typedef size_t (*usable_size_fn)(void *);
 
@@ -197,13 +197,19 @@ static int libc_lookup_object(struct dl_phdr_info *info, size_t size, void *data
     return 1;
 }
 
+/* glibc's own definition of name, past the drop-in's; NULL if none. */
+void *obmi_libc_symbol(const char *name)
+{
+    struct libc_lookup q = {.name = name, .found = NULL};
+    dl_iterate_phdr(libc_lookup_object, &q);
+    return q.found;
+}
+
 static _Atomic(usable_size_fn) libc_usable_size;
 
 static usable_size_fn resolve_usable_size(void)
 {
-    struct libc_lookup q = {.name = "malloc_usable_size", .found = NULL};
-    dl_iterate_phdr(libc_lookup_object, &q);
-    usable_size_fn fn = (usable_size_fn)q.found;
+    usable_size_fn fn = (usable_size_fn)obmi_libc_symbol("malloc_usable_size");
     if (fn != NULL)
         atomic_store_explicit(&libc_usable_size, fn, memory_order_release);
     return fn;

@@ -215,6 +215,18 @@ void obmi_heap_flush_cache(obmi_heap *heap)
     heap->ncached = 0;
 }
 
+/* For malloc_trim: the heap's cached pools go back to their arenas, and
+ * the spare arena back to the OS. True when anything was given back. */
+bool obmi_heap_trim(obmi_heap *heap)
+{
+    bool released = heap->cache != NULL;
+    obmi_heap_flush_cache(heap);
+    obmi_arenas_lock(heap->arenas);
+    released |= obmi_arenas_release_spare(heap->arenas);
+    obmi_arenas_unlock(heap->arenas);
+    return released;
+}
+
 /* ---- pool moves ---- */
 
 /* No free block and nothing left to carve. */

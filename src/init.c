@@ -4,7 +4,8 @@
  * come before any constructor runs (from ld.so or libc) and simply works:
  * a thread's first malloc sets up the thread machinery (thread.c). The
  * constructor reads the environment and resolves the backing allocator,
- * which must not happen inside malloc.
+ * which must not happen inside malloc. The destructor writes the reports
+ * the environment asked for (report.c).
  */
 #include "internal.h"
 
@@ -38,4 +39,11 @@ void obmi_init(void)
 __attribute__((constructor)) static void obmi_constructor(void)
 {
     obmi_init();
+}
+
+/* Here rather than in report.c, so a static link that pulls in the
+ * constructor pulls in the reports too. */
+__attribute__((destructor)) static void obmi_destructor(void)
+{
+    obmi_report_at_exit();
 }

@@ -158,6 +158,7 @@ bool obmi_pool_check(const obmi_pool *pool);        /* invariant walker */
 void obmi_arenas_init(obmi_arenas *arenas);
 obmi_pool *obmi_arenas_take_pool(obmi_arenas *arenas); /* NULL + ENOMEM */
 void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool);
+bool obmi_arenas_release_spare(obmi_arenas *arenas); /* true when one was unmapped */
 bool obmi_arena_check(const obmi_arena *arena);
 bool obmi_arenas_check(const obmi_arenas *arenas);
 size_t obmi_arenas_count_usable(const obmi_arenas *arenas);
@@ -176,6 +177,7 @@ OBMI_NOINLINE void obmi_pool_free_remote(obmi_pool *pool, void *p);
 void obmi_heap_collect(obmi_heap *heap);         /* take in everything queued */
 void obmi_heap_release_retired(obmi_heap *heap); /* give back retired empty pools */
 void obmi_heap_flush_cache(obmi_heap *heap);
+bool obmi_heap_trim(obmi_heap *heap);          /* cache and spare arena back: true if any */
 void obmi_heap_abandon_pools(obmi_heap *heap); /* before the owner leaves */
 bool obmi_heap_check(const obmi_heap *heap);
 
@@ -239,7 +241,13 @@ void obmi_thread_collect_abandoned(obmi_heap *heap);
 void obmi_arenas_lock(obmi_arenas *arenas);
 void obmi_arenas_unlock(obmi_arenas *arenas);
 void obmi_thread_init(void); /* the TLS key and fork handlers */
-void obmi_counters(obm_counters_t *out);
+
+/* Every heap's counts summed, with how many heaps are in each state. */
+typedef struct obmi_heaps_sum {
+    struct obmi_heap_counts counts;
+    size_t live, abandoned, created;
+} obmi_heaps_sum;
+void obmi_heaps_sum_locked(obmi_heaps_sum *out); /* under the manager lock */
 
 void obmi_init(void); /* idempotent: options, thread set-up, backing */
 
@@ -255,16 +263,95 @@ void obmi_backing_init(void);
 void obmi_backing_fork_prepare(void); /* locks the backing side needs held over fork */
 void obmi_backing_fork_parent(void);
 void obmi_backing_fork_child(void);
+void *obmi_libc_symbol(const char *name); /* backing_libc.c only: glibc's own definition */
+
+/* ---- large.c: the backing allocator's blocks, counted ---- */
+
+enum { OBMI_LARGE_ALLOC = 0, OBMI_LARGE_FREE = 1 }; /* obmi_heap_counts.large[] */
+
+void *obmi_large_malloc(size_t size);
+void *obmi_large_calloc(size_t nmemb, size_t size);
+void *obmi_large_memalign(size_t alignment, size_t size);
+void *obmi_large_realloc(void *p, size_t size);
+void obmi_large_free(void *p); /* preserves errno */
+void obmi_large_sum_unowned(struct obmi_heap_counts *sum);
+
+/* ---- stats.c: the walk, the struct, the field tables ---- */
+
+/* How obm_stats_diff treats a field; the README's field table says it. */
+typedef enum obmi_field_kind {
+    OBMI_FIELD_COUNT, /* events, ever: after - before */
+    OBMI_FIELD_LEVEL, /* a level now: after - before, may wrap (read as signed) */
+    OBMI_FIELD_FIXED, /* after's value */
+} obmi_field_kind;
+
+typedef struct obmi_stats_field {
+    const char *name; /* the struct member, and the JSON key */
+    size_t offset;
+    obmi_field_kind kind;
+    const char *doc; /* one line for the README */
+} obmi_stats_field;
+
+extern const obmi_stats_field obmi_stats_fields[]; /* obm_stats_t, but classes */
+extern const size_t obmi_stats_nfields;
+extern const obmi_stats_field obmi_class_fields[]; /* obm_class_stats_t */
+extern const size_t obmi_class_nfields;
+
+/* Every region, oldest arena first, in an array from obmi_os_map of
+ * *mapped bytes (the caller unmaps it): 0 or ENOMEM. */
+int obmi_snapshot_take(obm_region_t **regions, size_t *n, size_t *mapped);
+
+/* ---- stats_print.c: reports through a writer, without malloc ---- */
+
+typedef struct obmi_out {
+    obm_write_fn write; /* NULL: stderr */
+    void *opaque;
+    size_t len;
+    char buf[4096];
+} obmi_out;
+
+void obmi_out_str(obmi_out *o, const char *s);
+void obmi_out_dec(obmi_out *o, uintmax_t v);
+void obmi_out_num(obmi_out *o, uintmax_t v, int width, bool grouped); /* right-aligned, 1,234 */
+void obmi_out_flush(obmi_out *o);
+
+/* ---- stats_map.c ---- */
+
+int obmi_map_print(obmi_out *o); /* the SVG fragmentation map: 0 or ENOMEM */
+
+/* ---- report.c ---- */
+
+void obmi_report_at_exit(void); /* OBM_SHOW_STATS, OBM_MAP */
 
 /* ---- options.c ---- */
 
-typedef enum obmi_option_id { OBMI_OPTION_VERBOSE, OBMI_OPTION_COUNT } obmi_option_id;
+typedef enum obmi_option_id {
+    OBMI_OPTION_VERBOSE,
+    OBMI_OPTION_SHOW_STATS, /* 0 none, 1 text, 2 JSON */
+    OBMI_OPTION_STATS_FILE,
+    OBMI_OPTION_MAP,
+    OBMI_OPTION_COUNT
+} obmi_option_id;
+
+typedef enum obmi_option_kind {
+    OBMI_OPTION_INT,  /* a number in [min, max] */
+    OBMI_OPTION_WORD, /* one of words; the value is its index */
+    OBMI_OPTION_PATH, /* a file name */
+} obmi_option_kind;
+
+typedef struct obmi_option_info {
+    const char *name; /* the environment variable */
+    obmi_option_kind kind;
+    long def, min, max;
+    const char *const *words; /* OBMI_OPTION_WORD: NULL-terminated */
+    const char *doc;          /* one line for the README */
+} obmi_option_info;
 
 long obmi_option(obmi_option_id id);
-void obmi_options_init(void); /* reads OBM_* from the environment */
+const char *obmi_option_path(obmi_option_id id); /* NULL when unset */
+void obmi_options_init(void);                    /* reads OBM_* from the environment */
 size_t obmi_options_count(void);
-void obmi_options_describe(size_t i, const char **name, long *def, long *min, long *max,
-                           const char **doc);
+const obmi_option_info *obmi_options_describe(size_t i);
 
 /* ---- api.c: the public functions, hidden aliases for override.c ---- */
 

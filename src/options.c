@@ -1,33 +1,46 @@
-/* Run-time options: one table (name, default, range, doc) drives the
- * environment parser, the verbose printout and the README's table
- * (tests/options_doc.sh checks the README against `obm-options`). */
+/* Run-time options: one table (name, kind, default, accepted values, doc)
+ * drives the environment parser and the README's table
+ * (tests/checks/options_doc.sh checks the README against the table).
+ * Read once, by the constructor; never written after. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
-typedef struct option_desc {
-    const char *name; /* environment variable */
-    long def;         /* default */
-    long min, max;    /* accepted range; others are reported and ignored */
-    const char *doc;  /* one line for the README */
-} option_desc;
+static const char *const show_stats_words[] = {"0", "1", "json", NULL};
 
-static const option_desc option_table[OBMI_OPTION_COUNT] = {
-    [OBMI_OPTION_VERBOSE] = {"OBM_VERBOSE", 0, 0, 1,
+static const obmi_option_info option_table[OBMI_OPTION_COUNT] = {
+    [OBMI_OPTION_VERBOSE] = {"OBM_VERBOSE", OBMI_OPTION_INT, 0, 0, 1, NULL,
                              "1: print obm's version and geometry to stderr at start-up"},
+    [OBMI_OPTION_SHOW_STATS] = {"OBM_SHOW_STATS", OBMI_OPTION_WORD, 0, 0, 2, show_stats_words,
+                                "at exit, print the statistics report: `1` as text, `json` as "
+                                "JSON (to stderr, or to `OBM_STATS_FILE`)"},
+    [OBMI_OPTION_STATS_FILE] = {"OBM_STATS_FILE", OBMI_OPTION_PATH, 0, 0, 0, NULL,
+                                "write the `OBM_SHOW_STATS` report to this file instead of "
+                                "stderr; `%p` in it becomes the process id"},
+    [OBMI_OPTION_MAP] = {"OBM_MAP", OBMI_OPTION_PATH, 0, 0, 0, NULL,
+                         "at exit, draw the fragmentation map (SVG) into this file; `%p` "
+                         "becomes the process id"},
 };
 
-static long option_values[OBMI_OPTION_COUNT] = {
-    [OBMI_OPTION_VERBOSE] = 0,
-};
+static long option_values[OBMI_OPTION_COUNT];
+
+/* Paths are copied: the program may change its environment later. */
+#define PATH_OPTION_MAX 1024
+static char option_paths[OBMI_OPTION_COUNT][PATH_OPTION_MAX];
 
 long obmi_option(obmi_option_id id)
 {
     return option_values[id];
 }
 
-static void option_warn(const option_desc *d, const char *value)
+const char *obmi_option_path(obmi_option_id id)
+{
+    return option_paths[id][0] != '\0' ? option_paths[id] : NULL;
+}
+
+static void option_warn(const obmi_option_info *d, const char *value)
 {
     obmi_msg m = {.len = 0};
     obmi_msg_str(&m, "obm: ignoring ");
@@ -35,47 +48,75 @@ static void option_warn(const option_desc *d, const char *value)
     obmi_msg_str(&m, "=");
     obmi_msg_str(&m, value);
     obmi_msg_str(&m, " (expected ");
-    obmi_msg_dec(&m, (uintmax_t)d->min);
-    obmi_msg_str(&m, "..");
-    obmi_msg_dec(&m, (uintmax_t)d->max);
+    if (d->kind == OBMI_OPTION_INT) {
+        obmi_msg_dec(&m, (uintmax_t)d->min);
+        obmi_msg_str(&m, "..");
+        obmi_msg_dec(&m, (uintmax_t)d->max);
+    } else if (d->kind == OBMI_OPTION_WORD) {
+        for (size_t i = 0; d->words[i] != NULL; i++) {
+            obmi_msg_str(&m, i > 0 ? ", " : "");
+            obmi_msg_str(&m, d->words[i]);
+        }
+    } else {
+        obmi_msg_str(&m, "a path shorter than 1024 bytes");
+    }
     obmi_msg_str(&m, ")");
     obmi_msg_emit(&m);
+}
+
+static bool parse_int(const obmi_option_info *d, const char *s, long *v)
+{
+    char *end;
+    int saved = errno;
+    errno = 0;
+    *v = strtol(s, &end, 10);
+    bool ok = errno == 0 && *end == '\0' && *v >= d->min && *v <= d->max;
+    errno = saved;
+    return ok;
+}
+
+static bool parse_word(const obmi_option_info *d, const char *s, long *v)
+{
+    for (long i = 0; d->words[i] != NULL; i++) {
+        if (strcmp(s, d->words[i]) == 0) {
+            *v = i;
+            return true;
+        }
+    }
+    return false;
 }
 
 void obmi_options_init(void)
 {
     for (int i = 0; i < OBMI_OPTION_COUNT; i++) {
-        const option_desc *d = &option_table[i];
+        const obmi_option_info *d = &option_table[i];
         option_values[i] = d->def;
         const char *s = getenv(d->name);
         if (s == NULL || *s == '\0')
             continue;
-        char *end;
-        int saved = errno;
-        errno = 0;
-        long v = strtol(s, &end, 10);
-        bool ok = errno == 0 && *end == '\0' && v >= d->min && v <= d->max;
-        errno = saved;
-        if (ok)
-            option_values[i] = v;
-        else
+        long v = 0;
+        bool ok;
+        if (d->kind == OBMI_OPTION_PATH) {
+            ok = strlen(s) < PATH_OPTION_MAX;
+            if (ok)
+                strcpy(option_paths[i], s);
+        } else {
+            ok = d->kind == OBMI_OPTION_INT ? parse_int(d, s, &v) : parse_word(d, s, &v);
+            if (ok)
+                option_values[i] = v;
+        }
+        if (!ok)
             option_warn(d, s);
     }
 }
 
-/* For the obm-options tool: the table as Markdown rows. */
+/* For the options_table tool (the README's table). */
 size_t obmi_options_count(void)
 {
     return OBMI_OPTION_COUNT;
 }
 
-void obmi_options_describe(size_t i, const char **name, long *def, long *min, long *max,
-                           const char **doc)
+const obmi_option_info *obmi_options_describe(size_t i)
 {
-    const option_desc *d = &option_table[i];
-    *name = d->name;
-    *def = d->def;
-    *min = d->min;
-    *max = d->max;
-    *doc = d->doc;
+    return &option_table[i];
 }

@@ -254,32 +254,32 @@ void obmi_thread_init(void)
     pthread_once(&once, thread_init_once);
 }
 
-/* ---- counters ---- */
+/* ---- counts ---- */
 
-/* Other threads' counters are read while they write them: a snapshot, not
- * synchronised (exact when the process is quiet), hence not instrumented
- * by ThreadSanitizer. */
-__attribute__((no_sanitize("thread"))) void obmi_counters(obm_counters_t *out)
+/* Under the manager lock. Other threads' counts are read while they write
+ * them: a snapshot, not synchronised (exact when the process is quiet),
+ * hence not instrumented by ThreadSanitizer. */
+__attribute__((no_sanitize("thread"))) void obmi_heaps_sum_locked(obmi_heaps_sum *out)
 {
-    size_t size = out->size;
-    *out = (obm_counters_t){.size = size};
-    obmi_arenas_lock(&obmi_main_arenas);
+    *out = (obmi_heaps_sum){.created = heaps_made};
+    struct obmi_heap_counts *sum = &out->counts;
     for (obmi_heap *heap = all_heaps; heap != NULL; heap = heap->allnext) {
         const struct obmi_heap_counts *k = &heap->counts;
         for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
-            out->mallocs += k->mallocs[c];
-            out->frees += k->frees[c];
-            out->remote_frees += k->remote_frees[c];
+            sum->mallocs[c] += k->mallocs[c];
+            sum->frees[c] += k->frees[c];
+            sum->remote_frees[c] += k->remote_frees[c];
         }
-        out->pools_taken += k->pools_taken;
-        out->pools_returned += k->pools_returned;
-        out->heaps_adopted += k->adoptions;
+        sum->pools_taken += k->pools_taken;
+        sum->pools_returned += k->pools_returned;
+        sum->adoptions += k->adoptions;
+        for (int i = 0; i < 2; i++) {
+            sum->large[i] += k->large[i];
+            sum->large_bytes[i] += k->large_bytes[i];
+        }
         int owner = atomic_load_explicit(&heap->owner, memory_order_relaxed);
-        out->heaps_live += owner == OBMI_HEAP_OWNED;
-        out->heaps_abandoned += owner == OBMI_HEAP_ABANDONED || owner == OBMI_HEAP_CLAIMED;
+        out->live += owner == OBMI_HEAP_OWNED;
+        out->abandoned += owner == OBMI_HEAP_ABANDONED || owner == OBMI_HEAP_CLAIMED;
     }
-    out->heaps_created = heaps_made;
-    out->arenas_current = obmi_main_arenas.narenas_current;
-    out->arenas_highwater = obmi_main_arenas.narenas_highwater;
-    obmi_arenas_unlock(&obmi_main_arenas);
+    obmi_large_sum_unowned(sum);
 }

@@ -203,6 +203,8 @@ struct obmi_heap_counts {
     size_t pools_taken;                 /* from the cache or the arenas, ever */
     size_t pools_returned;              /* to the cache or the arenas, ever */
     size_t adoptions;                   /* times a new thread adopted this heap */
+    size_t large[2];       /* blocks taken from [0] and given back to [1] the backing allocator */
+    size_t large_bytes[2]; /* their usable sizes */
 };
 
 /* A heap: the usedpools rings of every class, where its pools come from,

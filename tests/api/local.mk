@@ -114,3 +114,17 @@ tests_api_rss_plain_SOURCES = $(tests_api_rss_obm_SOURCES)
 tests_api_rss_plain_CFLAGS = $(API_PLAIN_FLAGS)
 tests_api_rss_plain_LDADD = $(API_PLAIN_LIBS)
 endif
+
+# The statistics API (tests/api/stats.c): exact counts need a process where
+# only the test allocates through obm, so it is built against libobm only.
+# stats_output.sh checks its JSON and SVG reports with python3 and xmllint.
+if HAVE_CMOCKA
+API_OBM_TESTS += tests/api/stats_obm
+THREAD_TESTS += tests/api/stats_obm
+TESTS += tests/api/stats_output.sh
+dist_check_SCRIPTS += tests/api/stats_output.sh
+tests_api_stats_obm_SOURCES = tests/api/stats.c tests/api/api.h tests/api/threaded.h
+tests_api_stats_obm_CFLAGS = $(TEST_CFLAGS)
+tests_api_stats_obm_LDADD = $(API_OBM_LIBS) $(PTHREAD_LIBS)
+tests_api_stats_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
+endif

@@ -10,7 +10,8 @@ dist_check_SCRIPTS += \
 	tests/dropin/test_threads.sh \
 	tests/dropin/test_tls.sh \
 	tests/dropin/test_fork.sh \
-	tests/dropin/test_fork_handlers.sh
+	tests/dropin/test_fork_handlers.sh \
+	tests/dropin/test_glibc_stats.sh
 
 if HAVE_CMOCKA
 check_LTLIBRARIES += tests/dropin/libdropin.la
@@ -27,7 +28,12 @@ check_PROGRAMS += \
 	tests/dropin/threads_preload \
 	tests/dropin/tls_preload \
 	tests/dropin/fork_preload \
-	tests/dropin/fork_handlers_preload
+	tests/dropin/fork_handlers_preload \
+	tests/dropin/glibc_stats_preload
+
+tests_dropin_glibc_stats_preload_SOURCES = tests/dropin/glibc_stats.c
+tests_dropin_glibc_stats_preload_CFLAGS = $(DROPIN_CFLAGS)
+tests_dropin_glibc_stats_preload_LDADD = $(DROPIN_LDADD)
 
 tests_dropin_cxx_preload_SOURCES = tests/dropin/cxx.cc
 tests_dropin_cxx_preload_CXXFLAGS = $(DROPIN_CXXFLAGS)
@@ -66,5 +72,6 @@ TESTS += \
 	tests/dropin/test_threads.sh \
 	tests/dropin/test_tls.sh \
 	tests/dropin/test_fork.sh \
-	tests/dropin/test_fork_handlers.sh
+	tests/dropin/test_fork_handlers.sh \
+	tests/dropin/test_glibc_stats.sh
 endif

@@ -1,0 +1,377 @@
+/* Statistics: a walk over every arena and pool under the arena manager's
+ * lock (as CPython's sys._debugmallocstats walks its arenas), plus the
+ * heaps' own event counts. Nothing here runs on the fast path.
+ *
+ * The walk reads pool headers that their owning threads write without a
+ * lock: each value read is one the owner wrote, so every sum holds by
+ * construction (each pool's blocks are split into in use and free from one
+ * read of its count, each arena's 64 pools into serving and empty), while
+ * the values themselves are exact only when no other thread runs. The lock
+ * keeps arenas mapped and arena free lists still while the walk reads
+ * them; pools never touched since their arena was mapped are not read, so
+ * the walk faults in no page. */
+#include <errno.h>
+#include <stddef.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+/* ---- the walk ---- */
+
+/* A read of a word its owner writes without a lock: a plain load (no
+ * atomic builtin, which ThreadSanitizer would track even where it does not
+ * instrument), in functions marked not to be instrumented. */
+#define READ_RACY(x) (*(volatile __typeof__(x) *)&(x))
+#define RACY         __attribute__((no_sanitize("thread")))
+
+/* b is the start of a carved block of pool, whose blocks are size bytes. */
+RACY static bool racy_block_start(const obmi_pool *pool, const obmi_block *b, uint32_t size)
+{
+    if (obmi_pool_of(b) != pool)
+        return false;
+    uint32_t rel = (uint32_t)((uintptr_t)b - (uintptr_t)pool) - OBMI_POOL_HEADER;
+    return rel < READ_RACY(pool->carved) && rel % size == 0;
+}
+
+/* Blocks on a pool's remote list: freed by another thread, still counted
+ * in ref_count until the owner takes them in. The owner may take the list
+ * and reuse its blocks at any moment, so every link is checked to be a
+ * block start in this pool before it is followed, and the count is
+ * bounded: while threads run it is an estimate, never a wild read. */
+RACY static uint32_t remote_count(const obmi_pool *pool, uint32_t size, uint32_t limit)
+{
+    uintptr_t head = atomic_load_explicit(&pool->remote, memory_order_acquire);
+    const obmi_block *b = (const obmi_block *)(head & ~OBMI_REMOTE_FLAGS);
+    uint32_t n = 0;
+    while (b != NULL && n < limit && racy_block_start(pool, b, size)) {
+        n++;
+        b = READ_RACY(b->next);
+    }
+    return n;
+}
+
+/* Pool i of ao; in_arena_list: it is on the arena's free list. */
+RACY static void pool_region(const obmi_arena *ao, unsigned i, bool in_arena_list, obm_region_t *r)
+{
+    const obmi_pool *pool = (const obmi_pool *)(ao->base + (uintptr_t)i * OBMI_POOL_SIZE);
+    *r = (obm_region_t){.kind = OBM_REGION_POOL,
+                        .address = pool,
+                        .size = OBMI_POOL_SIZE,
+                        .arena_serial = ao->serial,
+                        .size_class = -1};
+    if (i >= ao->nfresh) {
+        r->state = OBM_POOL_UNTOUCHED;
+        return;
+    }
+    if (in_arena_list) {
+        r->state = OBM_POOL_EMPTY;
+        return;
+    }
+    unsigned state = READ_RACY(pool->state);
+    if (state != OBMI_POOL_USED && state != OBMI_POOL_FULL) {
+        r->state = OBM_POOL_CACHED; /* taken from the arena, serving no class */
+        return;
+    }
+    unsigned c = READ_RACY(pool->szidx) & (OBMI_NCLASSES - 1);
+    const obmi_class_info *ci = &obmi_classes[c];
+    uint32_t ref = READ_RACY(pool->ref_count);
+    if (ref > ci->nblocks)
+        ref = ci->nblocks;
+    uint32_t remote = remote_count(pool, ci->size, ref);
+    r->size_class = (int)c;
+    r->block_size = ci->size;
+    r->capacity = ci->nblocks;
+    r->used = ref - remote;
+    r->remote = remote;
+    r->state = r->used == r->capacity ? OBM_POOL_FULL : OBM_POOL_USED;
+}
+
+/* Under the manager lock: the arena's region, then its pools' (pools must
+ * hold OBMI_POOLS_PER_ARENA). */
+static void arena_regions(const obmi_arena *ao, obm_region_t *r, obm_region_t *pools)
+{
+    uint64_t in_list = 0;
+    unsigned n = 0;
+    for (const obmi_pool *p = ao->freepools; p != NULL && n < OBMI_POOLS_PER_ARENA;
+         p = p->nextpool, n++)
+        in_list |= UINT64_C(1) << (((uintptr_t)p - ao->base) >> OBMI_POOL_SHIFT);
+    size_t serving = 0;
+    for (unsigned i = 0; i < OBMI_POOLS_PER_ARENA; i++) {
+        pool_region(ao, i, (in_list >> i) & 1, &pools[i]);
+        serving += pools[i].size_class >= 0;
+    }
+    *r = (obm_region_t){.kind = OBM_REGION_ARENA,
+                        .address = (const void *)ao->base,
+                        .size = OBMI_ARENA_SIZE,
+                        .arena_serial = ao->serial,
+                        .size_class = -1,
+                        .used = serving,
+                        .capacity = OBMI_POOLS_PER_ARENA};
+    r->state = serving > 0                              ? OBM_ARENA_USED
+               : ao->nfreepools == OBMI_POOLS_PER_ARENA ? OBM_ARENA_SPARE
+                                                        : OBM_ARENA_EMPTY;
+}
+
+/* Under the manager lock: fn for every arena and pool, oldest arena first. */
+static void walk_locked(const obmi_arenas *arenas, void (*fn)(const obm_region_t *, void *),
+                        void *arg)
+{
+    const obmi_arena *oldest = arenas->all;
+    while (oldest != NULL && oldest->allnext != NULL)
+        oldest = oldest->allnext;
+    for (const obmi_arena *ao = oldest; ao != NULL; ao = ao->allprev) {
+        obm_region_t arena, pools[OBMI_POOLS_PER_ARENA];
+        arena_regions(ao, &arena, pools);
+        fn(&arena, arg);
+        for (unsigned i = 0; i < OBMI_POOLS_PER_ARENA; i++)
+            fn(&pools[i], arg);
+    }
+}
+
+/* ---- obm_stats_get ---- */
+
+static void stats_add_region(const obm_region_t *r, void *arg)
+{
+    obm_stats_t *s = arg;
+    if (r->kind != OBM_REGION_POOL)
+        return;
+    if (r->size_class < 0) {
+        s->pools_empty++;
+        s->pools_cached += r->state == OBM_POOL_CACHED;
+        s->pools_untouched += r->state == OBM_POOL_UNTOUCHED;
+        s->bytes_empty_pools += OBMI_POOL_SIZE;
+        return;
+    }
+    obm_class_stats_t *k = &s->classes[r->size_class];
+    size_t nfree = r->capacity - r->used;
+    k->pools++;
+    k->blocks_in_use += r->used;
+    k->blocks_free += nfree;
+    k->blocks_remote += r->remote;
+    s->pools_in_use++;
+    s->pools_full += r->state == OBM_POOL_FULL;
+    s->bytes_in_use += r->used * r->block_size;
+    s->bytes_free_blocks += nfree * r->block_size;
+    s->bytes_pool_headers += OBMI_POOL_HEADER;
+    s->bytes_quantization += OBMI_POOL_SIZE - OBMI_POOL_HEADER - r->capacity * r->block_size;
+}
+
+/* Counts only grow, but two reads while threads run can see a free
+ * counted before its malloc: a level never goes below zero. */
+static size_t level(size_t in, size_t out)
+{
+    return in > out ? in - out : 0;
+}
+
+static void stats_collect(obm_stats_t *s)
+{
+    size_t size = s->size;
+    *s = (obm_stats_t){.size = size, .version = OBM_STATS_VERSION};
+    for (unsigned c = 0; c < OBMI_NCLASSES; c++)
+        s->classes[c].block_size = obmi_classes[c].size;
+
+    obmi_arenas *arenas = &obmi_main_arenas;
+    obmi_heaps_sum heaps;
+    obmi_arenas_lock(arenas);
+    s->arenas_current = arenas->narenas_current;
+    s->arenas_highwater = arenas->narenas_highwater;
+    s->arenas_allocated_total = arenas->narenas_allocated_total;
+    s->arenas_released_total = arenas->narenas_released_total;
+    walk_locked(arenas, stats_add_region, s);
+    obmi_heaps_sum_locked(&heaps);
+    obmi_arenas_unlock(arenas);
+
+    s->bytes_mapped = s->arenas_current * OBMI_ARENA_SIZE;
+    const struct obmi_heap_counts *k = &heaps.counts;
+    for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
+        s->classes[c].mallocs = k->mallocs[c];
+        s->classes[c].frees = k->frees[c];
+        s->classes[c].remote_frees = k->remote_frees[c];
+    }
+    s->large_allocs_current = level(k->large[OBMI_LARGE_ALLOC], k->large[OBMI_LARGE_FREE]);
+    s->large_bytes_current =
+        level(k->large_bytes[OBMI_LARGE_ALLOC], k->large_bytes[OBMI_LARGE_FREE]);
+    s->large_allocs_total = k->large[OBMI_LARGE_ALLOC];
+    s->heaps_live = heaps.live;
+    s->heaps_abandoned = heaps.abandoned;
+    s->heaps_created = heaps.created;
+    s->heaps_adopted = k->adoptions;
+    s->pools_taken_total = k->pools_taken;
+    s->pools_returned_total = k->pools_returned;
+}
+
+OBMI_EXPORT int obm_stats_get(obm_stats_t *out)
+{
+    if (out == NULL || out->size != sizeof(obm_stats_t))
+        return EINVAL;
+    stats_collect(out);
+    return 0;
+}
+
+OBMI_EXPORT int obm_counters_get(obm_counters_t *out)
+{
+    if (out == NULL || out->size != sizeof(obm_counters_t))
+        return EINVAL;
+    obmi_arenas *arenas = &obmi_main_arenas;
+    obmi_heaps_sum heaps;
+    obmi_arenas_lock(arenas);
+    obmi_heaps_sum_locked(&heaps);
+    *out = (obm_counters_t){.size = sizeof(obm_counters_t),
+                            .pools_taken = heaps.counts.pools_taken,
+                            .pools_returned = heaps.counts.pools_returned,
+                            .heaps_created = heaps.created,
+                            .heaps_adopted = heaps.counts.adoptions,
+                            .heaps_live = heaps.live,
+                            .heaps_abandoned = heaps.abandoned,
+                            .arenas_current = arenas->narenas_current,
+                            .arenas_highwater = arenas->narenas_highwater};
+    obmi_arenas_unlock(arenas);
+    for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
+        out->mallocs += heaps.counts.mallocs[c];
+        out->frees += heaps.counts.frees[c];
+        out->remote_frees += heaps.counts.remote_frees[c];
+    }
+    return 0;
+}
+
+/* ---- the field tables: obm_stats_diff, the JSON report, the README ---- */
+
+#define FIELD(name, kind, doc)                                                                     \
+    {                                                                                              \
+#name, offsetof(obm_stats_t, name), OBMI_FIELD_##kind, doc                                 \
+    }
+#define CLASS_FIELD(name, kind, doc)                                                               \
+    {                                                                                              \
+#name, offsetof(obm_class_stats_t, name), OBMI_FIELD_##kind, doc                           \
+    }
+
+const obmi_stats_field obmi_stats_fields[] = {
+    FIELD(size, FIXED, "set by the caller to `sizeof(obm_stats_t)`"),
+    FIELD(version, FIXED, "`OBM_STATS_VERSION`: the layout of this struct"),
+    FIELD(arenas_current, LEVEL, "arenas mapped now"),
+    FIELD(arenas_highwater, FIXED, "most arenas mapped at once"),
+    FIELD(arenas_allocated_total, COUNT, "arenas mapped, ever"),
+    FIELD(arenas_released_total, COUNT, "arenas unmapped, ever"),
+    FIELD(pools_in_use, LEVEL, "pools serving a size class"),
+    FIELD(pools_full, LEVEL, "of those, pools with every block handed out"),
+    FIELD(pools_empty, LEVEL,
+          "pools serving no class: free in their arena, cached by a heap, or untouched"),
+    FIELD(pools_cached, LEVEL, "of those, empty pools a thread's heap keeps for reuse"),
+    FIELD(pools_untouched, LEVEL,
+          "of those, pools never used since their arena was mapped (not resident)"),
+    FIELD(bytes_mapped, LEVEL, "`arenas_current` × 256 KiB; the next five add up to it"),
+    FIELD(bytes_in_use, LEVEL, "bytes of blocks handed out (block sizes, not requested sizes)"),
+    FIELD(bytes_free_blocks, LEVEL, "bytes of free blocks in pools serving a class"),
+    FIELD(bytes_empty_pools, LEVEL, "`pools_empty` × 4096"),
+    FIELD(bytes_pool_headers, LEVEL, "64 bytes per pool serving a class"),
+    FIELD(bytes_quantization, LEVEL,
+          "the tail of each pool serving a class too small for one more block"),
+    FIELD(large_allocs_current, LEVEL,
+          "blocks held from the backing allocator (requests over 512 bytes or aligned over 16)"),
+    FIELD(large_bytes_current, LEVEL, "their usable bytes, as the backing allocator reports them"),
+    FIELD(large_allocs_total, COUNT, "requests served by the backing allocator, ever"),
+    FIELD(heaps_live, LEVEL, "thread heaps owned by a running thread"),
+    FIELD(heaps_abandoned, LEVEL, "heaps whose thread ended, waiting to be adopted"),
+    FIELD(heaps_created, COUNT, "thread heaps made, ever"),
+    FIELD(heaps_adopted, COUNT, "abandoned heaps taken over by a new thread, ever"),
+    FIELD(pools_taken_total, COUNT, "pools heaps took from arenas or their cache, ever"),
+    FIELD(pools_returned_total, COUNT, "pools heaps gave back, ever"),
+};
+const size_t obmi_stats_nfields = sizeof obmi_stats_fields / sizeof obmi_stats_fields[0];
+
+const obmi_stats_field obmi_class_fields[] = {
+    CLASS_FIELD(block_size, FIXED, "bytes per block: 16 × (class + 1)"),
+    CLASS_FIELD(pools, LEVEL, "pools serving this class"),
+    CLASS_FIELD(blocks_in_use, LEVEL, "blocks handed out and not freed"),
+    CLASS_FIELD(blocks_free, LEVEL, "free blocks in those pools, carved or not"),
+    CLASS_FIELD(blocks_remote, LEVEL,
+                "of those, blocks freed by another thread that the owner has not taken back yet"),
+    CLASS_FIELD(mallocs, COUNT, "blocks handed out, ever, summed over heaps"),
+    CLASS_FIELD(frees, COUNT, "blocks taken back, ever (a remote free once its owner collects it)"),
+    CLASS_FIELD(remote_frees, COUNT, "of those, frees by a thread other than the block's owner"),
+};
+const size_t obmi_class_nfields = sizeof obmi_class_fields / sizeof obmi_class_fields[0];
+
+static inline size_t *field_at(void *base, const obmi_stats_field *f)
+{
+    return (size_t *)((char *)base + f->offset);
+}
+
+static void diff_fields(const obmi_stats_field *fields, size_t n, const void *before,
+                        const void *after, void *delta)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t b = *field_at((void *)before, &fields[i]);
+        size_t a = *field_at((void *)after, &fields[i]);
+        *field_at(delta, &fields[i]) = fields[i].kind == OBMI_FIELD_FIXED ? a : a - b;
+    }
+}
+
+OBMI_EXPORT void obm_stats_diff(const obm_stats_t *before, const obm_stats_t *after,
+                                obm_stats_t *delta)
+{
+    obm_stats_t d; /* before or after may be delta */
+    diff_fields(obmi_stats_fields, obmi_stats_nfields, before, after, &d);
+    for (unsigned c = 0; c < OBMI_NCLASSES; c++)
+        diff_fields(obmi_class_fields, obmi_class_nfields, &before->classes[c], &after->classes[c],
+                    &d.classes[c]);
+    *delta = d;
+}
+
+/* ---- obm_visit: a snapshot, then the calls ---- */
+
+typedef struct snapshot {
+    obm_region_t *regions;
+    size_t n, cap;
+} snapshot;
+
+static void snapshot_add(const obm_region_t *r, void *arg)
+{
+    snapshot *s = arg;
+    if (s->n < s->cap)
+        s->regions[s->n++] = *r;
+}
+
+/* Every region, copied under the lock into an mmap'd array (no malloc:
+ * the caller may be inside the drop-in's report at exit). */
+int obmi_snapshot_take(obm_region_t **regions, size_t *n, size_t *mapped)
+{
+    obmi_arenas *arenas = &obmi_main_arenas;
+    for (;;) {
+        obmi_arenas_lock(arenas);
+        size_t want = arenas->narenas_current;
+        obmi_arenas_unlock(arenas);
+        size_t cap = (want + 4) * (OBMI_POOLS_PER_ARENA + 1);
+        size_t bytes = cap * sizeof(obm_region_t);
+        snapshot s = {.regions = obmi_os_map(bytes), .n = 0, .cap = cap};
+        if (s.regions == NULL)
+            return ENOMEM;
+        obmi_arenas_lock(arenas);
+        bool fits = (arenas->narenas_current) * (OBMI_POOLS_PER_ARENA + 1) <= cap;
+        if (fits)
+            walk_locked(arenas, snapshot_add, &s);
+        obmi_arenas_unlock(arenas);
+        if (fits) {
+            *regions = s.regions;
+            *n = s.n;
+            *mapped = bytes;
+            return 0;
+        }
+        obmi_os_unmap(s.regions, bytes); /* arenas were added meanwhile: again */
+    }
+}
+
+OBMI_EXPORT int obm_visit(obm_visit_fn fn, void *arg)
+{
+    if (fn == NULL)
+        return EINVAL;
+    obm_region_t *regions;
+    size_t n, bytes;
+    int rc = obmi_snapshot_take(&regions, &n, &bytes);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = fn(&regions[i], arg);
+    obmi_os_unmap(regions, bytes);
+    return rc;
+}
