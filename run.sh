@@ -3,7 +3,9 @@
 # real allocation-heavy workload -- CPython with PYTHONMALLOC=malloc, so
 # every object goes through malloc -- under glibc's malloc and under obm's
 # drop-in, interleaved, and prints a side-by-side comparison: median wall
-# time, peak RSS, and whether the outputs are identical.
+# time, peak RSS, and whether the outputs are identical. Then one more run
+# under obm-run shows obm's statistics report at the workload's exit and
+# draws its fragmentation map into build/map.svg.
 #   ./run.sh [runs]     (default 5 runs per allocator)
 set -u
 cd "$(dirname "$0")"
@@ -52,3 +54,9 @@ else
     echo "outputs: DIFFERENT" >&2
     exit 1
 fi
+
+echo
+echo "obm's statistics at the workload's exit (obm-run --map build/map.svg):"
+PYTHONMALLOC=malloc PYTHONHASHSEED=0 OBM_DROPIN=$dropin build/obm-run --stats --map build/map.svg -- \
+    "$python" "$script" 2>&1 >/dev/null || exit 1
+echo "fragmentation map: build/map.svg"
