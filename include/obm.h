@@ -132,20 +132,20 @@ typedef struct obm_stats {
     obm_class_stats_t classes[OBM_NCLASSES];
 } obm_stats_t;
 
-/* Fills *out: 0, or EINVAL when out is NULL or out->size is not
- * sizeof(obm_stats_t). */
+/* Fills *out: 0, or EINVAL (*out untouched) when out is NULL or out->size
+ * is not sizeof(obm_stats_t). */
 int obm_stats_get(obm_stats_t *out);
 
 /* delta = after - before, field by field, for counts of events and for
- * levels (a level that fell wraps: read it as ptrdiff_t); block_size,
- * version and arenas_highwater are after's. Any two may be the same. */
+ * levels (a level that fell wraps: read it as ptrdiff_t); size, version,
+ * block_size and arenas_highwater are after's. Any two may be the same. */
 void obm_stats_diff(const obm_stats_t *before, const obm_stats_t *after, obm_stats_t *delta);
 
 /* Receives the report a piece at a time (NUL-terminated). It is called
  * with no obm lock held, so it may allocate. */
 typedef void (*obm_write_fn)(void *opaque, const char *text);
 
-/* Writes a report through write (NULL: to stderr). opts: "" the text
+/* Writes a report through write (NULL: to stderr). opts (NULL: ""): "" the text
  * report in the layout of CPython's sys._debugmallocstats, "J" the same as
  * JSON (names as in obm_stats_t), "M" the fragmentation map as SVG.
  * 0, EINVAL for other opts, ENOMEM when the map's snapshot cannot be
@@ -187,7 +187,8 @@ typedef int (*obm_visit_fn)(const obm_region_t *region, void *arg);
 /* Calls fn for every arena and pool, in arena order, from a snapshot taken
  * under the manager lock and released before the first call: fn may
  * allocate and free (the snapshot does not change). Returns 0, fn's
- * non-zero value, EINVAL for a NULL fn, or ENOMEM. */
+ * non-zero value, EINVAL for a NULL fn, or ENOMEM. The snapshot is unmapped
+ * when the walk ends: leaving fn by longjmp or thread cancellation leaks it. */
 int obm_visit(obm_visit_fn fn, void *arg);
 
 #ifdef __cplusplus

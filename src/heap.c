@@ -215,11 +215,14 @@ void obmi_heap_flush_cache(obmi_heap *heap)
     heap->ncached = 0;
 }
 
-/* For malloc_trim: the heap's cached pools go back to their arenas, and
- * the spare arena back to the OS. True when anything was given back. */
+/* For malloc_trim: the heap's retired pools (emptied, kept on their
+ * rings) and cached pools go back to their arenas, and the spare arena
+ * back to the OS. True when anything was given back. */
 bool obmi_heap_trim(obmi_heap *heap)
 {
-    bool released = heap->cache != NULL;
+    size_t npools = heap->npools;
+    obmi_heap_release_retired(heap);
+    bool released = heap->npools != npools || heap->cache != NULL;
     obmi_heap_flush_cache(heap);
     obmi_arenas_lock(heap->arenas);
     released |= obmi_arenas_release_spare(heap->arenas);

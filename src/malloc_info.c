@@ -137,8 +137,9 @@ OBMI_EXPORT int malloc_info(int options, FILE *fp)
     return 0;
 }
 
-/* Gives back what is idle now: the calling thread's cached pools, the
- * spare arena, and glibc's own free memory (its malloc_trim, with pad).
+/* Gives back what is idle now: the calling thread's empty pools (cached,
+ * or kept on a ring as its class's last pool), the spare arena, and
+ * glibc's own free memory (its malloc_trim, with pad).
  * 1 when anything went back. Empty pools inside arenas that still serve
  * blocks stay mapped. */
 OBMI_EXPORT int malloc_trim(size_t pad)

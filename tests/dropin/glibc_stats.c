@@ -9,7 +9,8 @@
  *   malloc_info      glibc's XML shape, a <size> per class with free blocks
  *                    whose counts match the statistics; EINVAL for options
  *   malloc_stats     the text report on stderr
- *   malloc_trim      gives back a fully free arena and reports it */
+ *   malloc_trim      gives back the thread's empty pools and the free
+ *                    arenas, and reports it */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -128,8 +129,9 @@ static void test_malloc_stats(void **state)
     assert_non_null(strstr(buf, "# bytes lost to quantization"));
 }
 
-/* A whole arena's worth of blocks freed leaves a free arena (the spare, or
- * pools in this thread's cache): malloc_trim gives it back. */
+/* Three arenas' worth of blocks freed leave free arenas (the spare, or
+ * pools in this thread's cache or kept on its rings): malloc_trim gives
+ * them back. */
 static void test_malloc_trim(void **state)
 {
     (void)state;
@@ -146,6 +148,10 @@ static void test_malloc_trim(void **state)
     assert_true(trimmed.arenas_current < freed.arenas_current);
     assert_true(trimmed.arenas_current + 3 <= full.arenas_current);
     assert_int_equal(trimmed.pools_cached, 0);
+    /* One thread: a class with no block in use keeps no pool in service. */
+    for (int c = 0; c < OBM_NCLASSES; c++)
+        if (trimmed.classes[c].blocks_in_use == 0)
+            assert_int_equal(trimmed.classes[c].pools, 0);
     assert_int_equal(trimmed.arenas_released_total - freed.arenas_released_total,
                      freed.arenas_current - trimmed.arenas_current);
 }
