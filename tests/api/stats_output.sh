@@ -1,44 +1,103 @@
 #!/bin/sh
-# The reports as files (stats_obm --dump): the JSON report parses and holds
-# exactly the struct's fields and values (stats_obm writes the struct as
-# JSON from its own list of names), and the SVG map is well-formed with one
-# arena group per arena and one pool cell per pool.
+# The reports as files (`stats_obm --dump DIR`: report.json, struct.json,
+# map.svg, all of one quiet moment):
+#   1  the JSON report is valid JSON (python3 -m json.tool)
+#   2  it holds exactly the struct's fields, in its order and with its
+#      values; struct.json is written by stats_obm from its own list of the
+#      field names, not from the library's table
+#   3  the SVG map is well-formed (xmllint --noout)
+#   4  it has one <g class="arena"> per arena and 64 pool cells in each
+#   5  its cells' classes agree with the struct: "pool used" + "pool full"
+#      = pools_in_use, "pool full" = pools_full, "pool c" = pools_cached,
+#      "pool u" = pools_untouched
+# python3 ($PYTHON3, from configure) and xmllint are optional: without them
+# their checks are skipped.
 dir=$(mktemp -d "${TMPDIR:-/tmp}/obm-stats.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
-echo 1..3
+echo 1..5
 if ! "$top_builddir/tests/api/stats_obm" --dump "$dir"; then
     echo "Bail out! stats_obm --dump failed"
     exit 1
 fi
+
 if [ -n "$PYTHON3" ]; then
-    if "$PYTHON3" -m json.tool "$dir/report.json" >/dev/null &&
-        "$PYTHON3" - "$dir/report.json" "$dir/struct.json" <<'PY'
+    if "$PYTHON3" -m json.tool "$dir/report.json" >/dev/null; then
+        echo "ok 1 - the JSON report parses"
+    else
+        echo "not ok 1 - python3 -m json.tool rejects the JSON report"
+    fi
+    if "$PYTHON3" - "$dir/report.json" "$dir/struct.json" <<'PY'; then
 import json, sys
 report, struct = (json.load(open(p)) for p in sys.argv[1:3])
-assert list(report) == list(struct), (list(report), list(struct))
-assert report == struct, [k for k in report if report[k] != struct[k]]
-assert len(report["classes"]) == 32
+problems = []
+if list(report) != list(struct):
+    problems.append("top-level keys %s, struct's %s" % (list(report), list(struct)))
+for k in struct:
+    if k != "classes" and report.get(k) != struct[k]:
+        problems.append("%s: %r, struct %r" % (k, report.get(k), struct[k]))
+rc, sc = report.get("classes", []), struct["classes"]
+if len(rc) != 32 or len(sc) != 32:
+    problems.append("%d classes, struct %d" % (len(rc), len(sc)))
+for c, (r, s) in enumerate(zip(rc, sc)):
+    if list(r) != list(s):
+        problems.append("class %d keys %s, struct's %s" % (c, list(r), list(s)))
+    for k in s:
+        if r.get(k) != s[k]:
+            problems.append("class %d %s: %r, struct %r" % (c, k, r.get(k), s[k]))
+if 0 in (sum(s["mallocs"] for s in sc), sum(s["remote_frees"] for s in sc),
+         struct["heaps_abandoned"], struct["pools_full"], struct["pools_cached"],
+         struct["large_allocs_current"]):
+    problems.append("the dump left fields at zero that it should have moved")
+for p in problems:
+    print("# " + p)
+sys.exit(1 if problems else 0)
 PY
-    then
-        echo "ok 1 - the JSON report parses and equals the struct, field by field"
+        echo "ok 2 - the JSON report equals the struct, field by field"
     else
-        echo "not ok 1 - the JSON report differs from the struct"
+        echo "not ok 2 - the JSON report differs from the struct"
     fi
 else
     echo "ok 1 # SKIP python3 not found"
+    echo "ok 2 # SKIP python3 not found"
 fi
-arenas=$(sed -n 's/.*"arenas_current": \([0-9]*\).*/\1/p' "$dir/struct.json")
+
+# A number from struct.json (one line of JSON; top-level fields come first).
+field() {
+    sed -n "s/^{.*\"$1\": \([0-9]*\).*/\1/p" "$dir/struct.json"
+}
+xcount() {
+    xmllint --xpath "count($1)" "$dir/map.svg" 2>/dev/null
+}
 if command -v xmllint >/dev/null; then
-    xmllint --noout "$dir/map.svg" && echo "ok 2 - the map is well-formed XML" ||
-        echo "not ok 2 - xmllint rejects the map"
-    groups=$(xmllint --xpath "count(//*[local-name()='g'][@class='arena'])" "$dir/map.svg")
-    cells=$(xmllint --xpath "count(//*[local-name()='rect'][contains(concat(' ', @class, ' '), ' pool ')])" "$dir/map.svg")
-    if [ -n "$arenas" ] && [ "$arenas" -gt 0 ] && [ "$groups" = "$arenas" ] && [ "$cells" = "$((64 * arenas))" ]; then
-        echo "ok 3 - the map has $groups arena rows and $cells pool cells"
+    if xmllint --noout "$dir/map.svg"; then
+        echo "ok 3 - the map is well-formed XML"
     else
-        echo "not ok 3 - the map has $groups arena rows and $cells pool cells for $arenas arenas"
+        echo "not ok 3 - xmllint rejects the map"
+    fi
+    arenas=$(field arenas_current)
+    cell="//*[local-name()='rect'][contains(concat(' ', @class, ' '), ' pool ')]"
+    groups=$(xcount "//*[local-name()='g'][@class='arena']")
+    cells=$(xcount "$cell")
+    per_row=$(xcount "//*[local-name()='g'][@class='arena'][count(*[local-name()='rect'][contains(concat(' ', @class, ' '), ' pool ')]) = 64]")
+    if [ -n "$arenas" ] && [ "$arenas" -gt 0 ] && [ "$groups" = "$arenas" ] &&
+        [ "$cells" = "$((64 * arenas))" ] && [ "$per_row" = "$arenas" ]; then
+        echo "ok 4 - the map has $groups arena rows of 64 cells ($cells pool cells)"
+    else
+        echo "not ok 4 - the map has $groups arena rows ($per_row of 64 cells) and $cells pool cells for $arenas arenas"
+    fi
+    state() {
+        xcount "$cell[contains(concat(' ', @class, ' '), ' $1 ')]"
+    }
+    used=$(state used) full=$(state full) cached=$(state c) untouched=$(state u)
+    if [ "$((used + full))" = "$(field pools_in_use)" ] && [ "$full" = "$(field pools_full)" ] &&
+        [ "$cached" = "$(field pools_cached)" ] && [ "$untouched" = "$(field pools_untouched)" ]; then
+        echo "ok 5 - the map's cells agree with the pool counts ($used used, $full full, $cached cached, $untouched untouched)"
+    else
+        echo "# cells: $used used, $full full, $cached cached, $untouched untouched; struct: pools_in_use $(field pools_in_use), pools_full $(field pools_full), pools_cached $(field pools_cached), pools_untouched $(field pools_untouched)"
+        echo "not ok 5 - the map's cells disagree with the pool counts"
     fi
 else
-    echo "ok 2 # SKIP xmllint not found"
     echo "ok 3 # SKIP xmllint not found"
+    echo "ok 4 # SKIP xmllint not found"
+    echo "ok 5 # SKIP xmllint not found"
 fi
