@@ -1,64 +1,136 @@
-/* The fragmentation map: an SVG picture of every arena as a row of 64 pool
- * cells, oldest arena at the top.
+/* The fragmentation map: obm_stats_print(write, opaque, "M") draws every
+ * arena as an SVG picture, so a person sees at a glance where the mapped
+ * memory goes.
  *
- * How to read it: a cell's colour is its pool's size class, on a ramp from
- * blue (16 bytes) through green and yellow to red (512 bytes), and its
- * shade is how full the pool is (pale: few blocks in use, deep: full).
- * Pools serving no class are grey: light for a pool free in its arena,
- * darker for one a thread's heap keeps for reuse, white with an outline for
- * one never touched (not resident). A dashed frame marks an arena with no
- * pool serving a class: the spare (kept mapped, every pool free) or one
- * whose free pools sit in heap caches. Each cell and arena label carries a
- * tooltip with its address and counts. Below: the legend and the byte
- * ledger of obm_stats_get.
+ * What it shows, and how to read it:
  *
- * Drawn from a snapshot (obmi_snapshot_take), never from the pools
- * themselves, and written through obmi_out without malloc or stdio, so the
- * drop-in can draw it at exit. Each element carries what a test counts on:
- * one <g class="arena"> per arena, one <rect> with class "pool ..." per
- * pool, and no other element with "pool" in its class. */
+ *   - One row per arena, oldest at the top, labelled with the arena's
+ *     serial number ("#3"). Each row is a grey tray of 64 square cells, one
+ *     per 4 KiB pool, in address order; the number at the right of the row
+ *     is the share of the arena's 256 KiB in blocks handed out.
+ *   - A pool serving a size class is coloured by its class, on a ramp from
+ *     blue (16-byte blocks) through green and yellow to red (512-byte
+ *     blocks), and shaded by how full it is: pale when few of its blocks are
+ *     in use, deep when all are. Many pale cells of one colour are the
+ *     picture of fragmentation: memory held for blocks nobody uses.
+ *   - A pool serving no class is grey: light grey when it is free in its
+ *     arena, mid grey when a thread's heap holds it for reuse, white when it
+ *     was never used since its arena was mapped (not resident).
+ *   - An arena with no pool serving a class gets a frame and a word after
+ *     its label: dashed for the spare (every pool free in the arena, kept
+ *     mapped so the next growth does not map again), dotted for an "empty"
+ *     arena (its free pools are held by threads' heaps).
+ *   - Every cell and arena label has a tooltip (hover in a browser) with the
+ *     address and the counts. Below the rows: the legend, then the byte
+ *     ledger of obm_stats_get as a bar and a table, and the large blocks,
+ *     which live in the backing allocator and are not drawn.
+ *
+ * Structure tests rely on (tests/api/stats.c, tests/api/stats_output.sh):
+ * one <g class="arena"> per arena, holding exactly one <rect> per pool whose
+ * class starts with "pool" ("pool used", "pool full", "pool e" free in its
+ * arena, "pool c" cached by a heap, "pool u" untouched); no other element
+ * has "pool" in its class.
+ *
+ * It is drawn from a snapshot (obmi_snapshot_take), never from the pools,
+ * and written through obmi_out without malloc, stdio or float formatting:
+ * the drop-in draws it at exit, from inside the allocator.
+ *
+ * Renderers: plain #rrggbb fills, presentation attributes for what every
+ * cell needs, CSS classes (one name each, no element selectors) for what
+ * elements share, and stroke="none" at the root, because ImageMagick's own
+ * SVG renderer strokes everything black by default. That renderer also
+ * stops drawing at the 400th class attribute, so the header, legend and
+ * totals come first in the document (the rows after them, placed above):
+ * a large map in ImageMagick shows everything but the rows past the first
+ * few; browsers and rsvg draw it all. */
+#include <stddef.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-/* Layout, in pixels. */
-#define MARGIN   12
-#define LABEL_W  74 /* arena labels, right-aligned against the grid */
-#define CELL     10
-#define PITCH    12 /* cell plus gap */
-#define ROW      13
-#define TOP      58 /* below the title lines */
-#define GRID_W   (OBMI_POOLS_PER_ARENA * PITCH)
-#define WIDTH    (MARGIN + LABEL_W + GRID_W + MARGIN)
-#define LEGEND_H 236
+/* ---- layout, in pixels ---- */
 
-/* ---- numbers ---- */
+#define MARGIN     16
+#define LABEL_W    84 /* the arena label column, right-aligned against the grid */
+#define CELL       10 /* a pool's square */
+#define PITCH      12 /* cell plus gap */
+#define ROW        15 /* one arena: tray of PITCH, then a white gap */
+#define GRID_W     (OBMI_POOLS_PER_ARENA * PITCH - (PITCH - CELL))
+#define PCT_W      44                   /* the per-arena percentage at the right */
+#define PCT_X      (GRID_W + PCT_W - 2) /* its right edge, from the grid's left */
+#define GRID_X     (MARGIN + LABEL_W)
+#define WIDTH      (GRID_X + GRID_W + PCT_W + MARGIN)
+#define TOP        82                         /* first row, below the title and the column heads */
+#define LEGEND_H   148                        /* from the legend's top to the totals' top */
+#define TOTALS_H   188                        /* the bar, the ledger and the counts */
+#define ARENA_ROWS (OBMI_POOLS_PER_ARENA + 1) /* snapshot records per arena */
 
+/* ---- numbers and attributes ---- */
+
+/* v as 0x-prefixed lower-case hex, as a debugger prints an address. */
 static void out_hex(obmi_out *o, uintptr_t v)
 {
-    char tmp[2 + 2 * sizeof v + 1];
-    size_t n = sizeof tmp - 1;
-    tmp[n] = '\0';
+    char digits[2 + 2 * sizeof v + 1];
+    size_t at = sizeof digits - 1;
+    digits[at] = '\0';
     do {
-        tmp[--n] = "0123456789abcdef"[v & 15];
+        digits[--at] = "0123456789abcdef"[v & 15];
         v >>= 4;
     } while (v != 0);
-    tmp[--n] = 'x';
-    tmp[--n] = '0';
-    obmi_out_str(o, &tmp[n]);
+    digits[--at] = 'x';
+    digits[--at] = '0';
+    obmi_out_str(o, &digits[at]);
 }
 
-/* part / whole as a percentage with one decimal, e.g. "12.5%". */
-static void out_percent(obmi_out *o, size_t part, size_t whole)
+/* part of whole as "12.5%" (one decimal, rounded), without floating point
+ * formatting; 0.0% when whole is 0. */
+static void out_percent(obmi_out *o, uintmax_t part, uintmax_t whole)
 {
-    uintmax_t tenths = whole == 0 ? 0 : ((uintmax_t)part * 1000 + whole / 2) / whole;
+    uintmax_t tenths = whole == 0 ? 0 : (part * 1000 + whole / 2) / whole;
     obmi_out_dec(o, tenths / 10);
     obmi_out_str(o, ".");
     obmi_out_dec(o, tenths % 10);
     obmi_out_str(o, "%");
 }
 
-/* An SVG attribute: name="v". */
+/* The same in whole percents for the narrow row column: "<1%" keeps a
+ * nearly empty arena from reading as an unused one. */
+static void out_percent_whole(obmi_out *o, uintmax_t part, uintmax_t whole)
+{
+    uintmax_t pct = whole == 0 ? 0 : (part * 100 + whole / 2) / whole;
+    if (pct == 0 && part > 0) {
+        obmi_out_str(o, "&lt;1%");
+        return;
+    }
+    obmi_out_dec(o, pct);
+    obmi_out_str(o, "%");
+}
+
+/* " (3.3 MiB)" (KiB, MiB or GiB, one decimal) after an exact byte count,
+ * for the eye; nothing below one KiB. */
+static void out_size(obmi_out *o, uintmax_t bytes)
+{
+    if (bytes < 1024)
+        return;
+    unsigned shift = bytes >= (UINTMAX_C(1) << 30) ? 30 : bytes >= (1u << 20) ? 20 : 10;
+    uintmax_t unit = UINTMAX_C(1) << shift;
+    uintmax_t tenths = (bytes * 10 + unit / 2) / unit;
+    obmi_out_str(o, " (");
+    obmi_out_dec(o, tenths / 10);
+    obmi_out_str(o, ".");
+    obmi_out_dec(o, tenths % 10);
+    obmi_out_str(o, shift == 30 ? " GiB)" : shift == 20 ? " MiB)" : " KiB)");
+}
+
+/* n and its noun, singular for 1: "1 block", "2 blocks". */
+static void out_count(obmi_out *o, uintmax_t n, const char *one, const char *many)
+{
+    obmi_out_num(o, n, 0, true);
+    obmi_out_str(o, " ");
+    obmi_out_str(o, n == 1 ? one : many);
+}
+
+/* One numeric attribute, ` name="v"`. */
 static void out_attr(obmi_out *o, const char *name, uintmax_t v)
 {
     obmi_out_str(o, " ");
@@ -68,255 +140,180 @@ static void out_attr(obmi_out *o, const char *name, uintmax_t v)
     obmi_out_str(o, "\"");
 }
 
-/* ---- colours ---- */
-
-/* "#rrggbb" from hue (degrees), saturation and lightness (0..1). */
-static void out_hsl(obmi_out *o, double h, double s, double l)
+/* ` name="v.5"`: a 1-pixel outline sits on half pixels to stay sharp;
+ * v may be negative (left of a row's origin, in the label column). */
+static void out_attr_half(obmi_out *o, const char *name, intmax_t v)
 {
-    double c = (1 - (2 * l > 1 ? 2 * l - 1 : 1 - 2 * l)) * s;
-    double hp = h / 60;
-    double frac = hp - 2 * (double)(int)(hp / 2); /* hp mod 2 */
-    double x = c * (1 - (frac > 1 ? frac - 1 : 1 - frac));
-    double rgb[3] = {0, 0, 0};
-    int sector = (int)hp % 6;
-    static const int order[6][3] = {{0, 1, 2}, {1, 0, 2}, {2, 0, 1},
-                                    {2, 1, 0}, {1, 2, 0}, {0, 2, 1}};
-    double vals[3] = {c, x, 0};
-    for (int i = 0; i < 3; i++)
-        rgb[i] = vals[order[sector][i]];
-    char buf[8] = "#";
-    for (int i = 0; i < 3; i++) {
-        int v = (int)((rgb[i] + l - c / 2) * 255 + 0.5);
-        v = v < 0 ? 0 : v > 255 ? 255 : v;
-        buf[1 + 2 * i] = "0123456789abcdef"[v >> 4];
-        buf[2 + 2 * i] = "0123456789abcdef"[v & 15];
-    }
-    buf[7] = '\0';
-    obmi_out_str(o, buf);
+    obmi_out_str(o, " ");
+    obmi_out_str(o, name);
+    obmi_out_str(o, v < 0 ? "=\"-" : "=\"");
+    obmi_out_dec(o, (uintmax_t)(v < 0 ? -(v + 1) : v));
+    obmi_out_str(o, ".5\"");
 }
 
-/* Blue for the smallest class through to red for the largest. */
-static double class_hue(int c)
+/* `<text class="cls" x=".." y="..">`: the caller writes the words and the
+ * closing tag. */
+static void out_text_open(obmi_out *o, const char *cls, uintmax_t x, uintmax_t y)
 {
-    return 240.0 - 240.0 * c / (OBMI_NCLASSES - 1);
-}
-
-/* The fill of a pool of class c with used of capacity blocks in use. */
-static void out_pool_fill(obmi_out *o, int c, size_t used, size_t capacity)
-{
-    double full = capacity == 0 ? 0 : (double)used / (double)capacity;
-    out_hsl(o, class_hue(c), 0.80, 0.84 - 0.46 * full);
-}
-
-/* ---- the picture ---- */
-
-static const char *pool_state_class(int state)
-{
-    switch (state) {
-    case OBM_POOL_EMPTY:
-        return "pool e";
-    case OBM_POOL_CACHED:
-        return "pool c";
-    case OBM_POOL_UNTOUCHED:
-        return "pool u";
-    case OBM_POOL_FULL:
-        return "pool full";
-    default:
-        return "pool used";
-    }
-}
-
-static void out_pool(obmi_out *o, const obm_region_t *r, unsigned i)
-{
-    obmi_out_str(o, "<rect class=\"");
-    obmi_out_str(o, pool_state_class(r->state));
-    obmi_out_str(o, "\"");
-    out_attr(o, "x", (uintmax_t)i * PITCH);
-    obmi_out_str(o, " y=\"0\" width=\"10\" height=\"10\"");
-    if (r->size_class >= 0) {
-        obmi_out_str(o, " fill=\"");
-        out_pool_fill(o, r->size_class, r->used, r->capacity);
+    obmi_out_str(o, "<text");
+    if (cls != NULL) {
+        obmi_out_str(o, " class=\"");
+        obmi_out_str(o, cls);
         obmi_out_str(o, "\"");
     }
-    obmi_out_str(o, "><title>");
-    out_hex(o, (uintptr_t)r->address);
-    if (r->size_class >= 0) {
-        obmi_out_str(o, ": class ");
-        obmi_out_dec(o, (uintmax_t)r->size_class);
-        obmi_out_str(o, " (");
-        obmi_out_dec(o, r->block_size);
-        obmi_out_str(o, " B), ");
-        obmi_out_dec(o, r->used);
-        obmi_out_str(o, "/");
-        obmi_out_dec(o, r->capacity);
-        obmi_out_str(o, " blocks in use");
-        if (r->remote > 0) {
-            obmi_out_str(o, ", ");
-            obmi_out_dec(o, r->remote);
-            obmi_out_str(o, " freed by other threads, not yet collected");
-        }
-    } else {
-        obmi_out_str(o, r->state == OBM_POOL_CACHED  ? ": empty, cached by a thread's heap"
-                        : r->state == OBM_POOL_EMPTY ? ": empty, free in its arena"
-                                                     : ": never touched");
-    }
-    obmi_out_str(o, "</title></rect>");
-}
-
-/* One arena: its label, a frame when no pool serves, then its 64 cells. */
-static void out_arena(obmi_out *o, const obm_region_t *arena, const obm_region_t *pools, size_t row)
-{
-    obmi_out_str(o, "<g class=\"arena\" transform=\"translate(");
-    obmi_out_dec(o, MARGIN + LABEL_W);
-    obmi_out_str(o, ",");
-    obmi_out_dec(o, TOP + row * ROW);
-    obmi_out_str(o, ")\"><text x=\"-6\" y=\"9\" text-anchor=\"end\">#");
-    obmi_out_dec(o, arena->arena_serial);
-    if (arena->state == OBM_ARENA_SPARE)
-        obmi_out_str(o, " spare");
-    else if (arena->state == OBM_ARENA_EMPTY)
-        obmi_out_str(o, " empty");
-    obmi_out_str(o, "<title>arena ");
-    out_hex(o, (uintptr_t)arena->address);
-    obmi_out_str(o, ": ");
-    obmi_out_dec(o, arena->used);
-    obmi_out_str(o, " of 64 pools serving a class</title></text>");
-    if (arena->state != OBM_ARENA_USED) {
-        obmi_out_str(o, "<rect class=\"frame\" x=\"-2\" y=\"-2\"");
-        out_attr(o, "width", GRID_W + 2);
-        obmi_out_str(o, " height=\"14\"/>");
-    }
-    for (unsigned i = 0; i < OBMI_POOLS_PER_ARENA; i++)
-        out_pool(o, &pools[i], i);
-    obmi_out_str(o, "</g>\n");
-}
-
-/* A legend swatch at (x, y) with a caption; fill is written by the caller
- * between the two halves, or a CSS class names it. */
-static void out_swatch_start(obmi_out *o, size_t x, size_t y, const char *cls)
-{
-    obmi_out_str(o, "<rect class=\"");
-    obmi_out_str(o, cls);
-    obmi_out_str(o, "\"");
     out_attr(o, "x", x);
     out_attr(o, "y", y);
-    obmi_out_str(o, " width=\"10\" height=\"10\"");
+    obmi_out_str(o, ">");
 }
 
-static void out_caption(obmi_out *o, size_t x, size_t y, const char *text)
+/* A whole text element of fixed words. */
+static void out_text(obmi_out *o, const char *cls, uintmax_t x, uintmax_t y, const char *words)
 {
-    obmi_out_str(o, "<text");
-    out_attr(o, "x", x + 14);
-    out_attr(o, "y", y + 9);
-    obmi_out_str(o, ">");
-    obmi_out_str(o, text);
+    out_text_open(o, cls, x, y);
+    obmi_out_str(o, words);
     obmi_out_str(o, "</text>\n");
 }
 
-static void out_legend(obmi_out *o, size_t y)
+/* ---- colours ---- */
+
+/* "#rrggbb" of an HSL colour (hue in degrees, saturation and lightness in
+ * 0..1), computed here so that every renderer gets a plain hex fill. */
+static void hsl_hex(double hue, double sat, double light, char hex[8])
 {
-    size_t x0 = MARGIN;
-    obmi_out_str(o, "<g class=\"legend\">\n<text class=\"h\"");
-    out_attr(o, "x", x0);
-    out_attr(o, "y", y + 10);
-    obmi_out_str(o, ">size classes (block bytes), shade = share of the pool's blocks in use"
-                    "</text>\n");
-    for (int c = 0; c < OBMI_NCLASSES; c++) {
-        size_t x = x0 + (size_t)(c % 16) * 54, yy = y + 20 + (size_t)(c / 16) * 18;
-        out_swatch_start(o, x, yy, "key");
-        obmi_out_str(o, " fill=\"");
-        out_pool_fill(o, c, 3, 4);
-        obmi_out_str(o, "\"/>");
-        obmi_msg m = {.len = 0};
-        obmi_msg_dec(&m, (uintmax_t)(16 * (c + 1)));
-        m.buf[m.len] = '\0';
-        out_caption(o, x, yy, m.buf);
+    double chroma = (1 - (light > 0.5 ? 2 * light - 1 : 1 - 2 * light)) * sat;
+    double h6 = hue / 60;
+    int sector = (int)h6 > 5 ? 5 : (int)h6;
+    double frac = h6 - sector;
+    double x = chroma * (sector % 2 == 0 ? frac : 1 - frac);
+    double rgb[3];
+    switch (sector) {
+    case 0:
+        rgb[0] = chroma, rgb[1] = x, rgb[2] = 0;
+        break;
+    case 1:
+        rgb[0] = x, rgb[1] = chroma, rgb[2] = 0;
+        break;
+    case 2:
+        rgb[0] = 0, rgb[1] = chroma, rgb[2] = x;
+        break;
+    case 3:
+        rgb[0] = 0, rgb[1] = x, rgb[2] = chroma;
+        break;
+    case 4:
+        rgb[0] = x, rgb[1] = 0, rgb[2] = chroma;
+        break;
+    default:
+        rgb[0] = chroma, rgb[1] = 0, rgb[2] = x;
+        break;
     }
-    static const unsigned shades[] = {10, 25, 50, 75, 100};
-    size_t ys = y + 64;
-    for (unsigned i = 0; i < sizeof shades / sizeof shades[0]; i++) {
-        size_t x = x0 + i * 64;
-        out_swatch_start(o, x, ys, "key");
-        obmi_out_str(o, " fill=\"");
-        out_pool_fill(o, 12, shades[i], 100);
-        obmi_out_str(o, "\"/>");
-        obmi_msg m = {.len = 0};
-        obmi_msg_dec(&m, shades[i]);
-        obmi_msg_str(&m, "% full");
-        m.buf[m.len] = '\0';
-        out_caption(o, x, ys, m.buf);
+    double base = light - chroma / 2;
+    hex[0] = '#';
+    for (int i = 0; i < 3; i++) {
+        int v = (int)((rgb[i] + base) * 255 + 0.5);
+        v = v < 0 ? 0 : v > 255 ? 255 : v;
+        hex[1 + 2 * i] = "0123456789abcdef"[v >> 4];
+        hex[2 + 2 * i] = "0123456789abcdef"[v & 15];
     }
-    static const struct {
-        const char *cls, *text;
-    } states[] = {
-        {"key e", "empty pool, free in its arena"},
-        {"key c", "empty pool, cached by a thread"},
-        {"key u", "pool never touched"},
-    };
-    for (unsigned i = 0; i < sizeof states / sizeof states[0]; i++) {
-        size_t x = x0 + 330 + i * 180;
-        out_swatch_start(o, x, ys, states[i].cls);
-        obmi_out_str(o, "/>");
-        out_caption(o, x, ys, states[i].text);
-    }
-    obmi_out_str(o, "<rect class=\"frame\"");
-    out_attr(o, "x", x0);
-    out_attr(o, "y", ys + 22);
-    obmi_out_str(o, " width=\"40\" height=\"12\"/>");
-    obmi_out_str(o, "<text");
-    out_attr(o, "x", x0 + 48);
-    out_attr(o, "y", ys + 32);
-    obmi_out_str(o, ">arena with no pool serving a class: the spare (every pool free, kept "
-                    "mapped) or one whose free pools are cached by threads</text>\n</g>\n");
+    hex[7] = '\0';
 }
 
-/* One ledger line: "name  bytes  (percent of mapped)". */
-static void out_ledger_line(obmi_out *o, size_t y, const char *name, size_t bytes, size_t mapped)
+/* The class ramp: anchors at fractions of the class range, each a hue and
+ * the lightness and saturation of a full pool there. The deep end is
+ * darker where the eye sees a hue as light (cyan, green), so that a full
+ * pool reads as equally full in every class. */
+static const struct ramp_anchor {
+    double at, hue, full_light, sat;
+} ramp[] = {
+    {0.00, 232, 0.46, 0.72}, /* blue: 16 B */
+    {0.18, 205, 0.42, 0.75}, {0.33, 175, 0.34, 0.70}, {0.47, 135, 0.34, 0.55},
+    {0.60, 85, 0.36, 0.60},  {0.70, 50, 0.46, 0.85},  {0.82, 30, 0.50, 0.85},
+    {1.00, -5, 0.48, 0.72}, /* red: 512 B */
+};
+
+/* The fill of a pool of class c with the share full of its blocks in use:
+ * the class's place on the ramp, from nearly white (idle) to deep (full). */
+static void class_fill(int c, double full, char hex[8])
 {
-    obmi_out_str(o, "<text");
-    out_attr(o, "x", MARGIN);
-    out_attr(o, "y", y);
-    obmi_out_str(o, ">");
-    obmi_out_str(o, name);
-    obmi_out_str(o, "</text><text class=\"n\"");
-    out_attr(o, "x", MARGIN + 330);
-    out_attr(o, "y", y);
-    obmi_out_str(o, ">");
-    obmi_out_num(o, bytes, 0, true);
-    obmi_out_str(o, "</text><text class=\"n\"");
-    out_attr(o, "x", MARGIN + 400);
-    out_attr(o, "y", y);
-    obmi_out_str(o, ">");
-    out_percent(o, bytes, mapped);
-    obmi_out_str(o, "</text>\n");
+    double t = (double)c / (OBMI_NCLASSES - 1);
+    size_t i = 0;
+    while (i + 2 < sizeof ramp / sizeof ramp[0] && t > ramp[i + 1].at)
+        i++;
+    const struct ramp_anchor *a = &ramp[i], *b = &ramp[i + 1];
+    double u = (t - a->at) / (b->at - a->at);
+    double hue = a->hue + (b->hue - a->hue) * u;
+    double deep = a->full_light + (b->full_light - a->full_light) * u;
+    double sat = a->sat + (b->sat - a->sat) * u;
+    hsl_hex(hue < 0 ? hue + 360 : hue, sat, 0.93 - (0.93 - deep) * full, hex);
 }
 
-static void out_totals(obmi_out *o, const obm_stats_t *s, size_t y)
+/* ` fill="#rrggbb"` for a pool of class c with used of capacity blocks. */
+static void out_class_fill(obmi_out *o, int c, size_t used, size_t capacity)
 {
-    obmi_out_str(o, "<g class=\"totals\">\n");
-    out_ledger_line(o, y, "bytes in blocks in use", s->bytes_in_use, s->bytes_mapped);
-    out_ledger_line(o, y + 14, "bytes in free blocks", s->bytes_free_blocks, s->bytes_mapped);
-    out_ledger_line(o, y + 28, "bytes in empty pools", s->bytes_empty_pools, s->bytes_mapped);
-    out_ledger_line(o, y + 42, "bytes lost to pool headers", s->bytes_pool_headers,
-                    s->bytes_mapped);
-    out_ledger_line(o, y + 56, "bytes lost to quantization", s->bytes_quantization,
-                    s->bytes_mapped);
-    out_ledger_line(o, y + 70, "bytes mapped in arenas", s->bytes_mapped, s->bytes_mapped);
-    obmi_out_str(o, "<text");
-    out_attr(o, "x", MARGIN);
-    out_attr(o, "y", y + 92);
-    obmi_out_str(o, ">");
-    obmi_out_dec(o, s->pools_in_use);
-    obmi_out_str(o, " pools serving a class, ");
-    obmi_out_dec(o, s->pools_empty);
-    obmi_out_str(o, " empty; not drawn: ");
-    obmi_out_dec(o, s->large_allocs_current);
-    obmi_out_str(o, " large blocks, ");
-    obmi_out_num(o, s->large_bytes_current, 0, true);
-    obmi_out_str(o, " bytes, held from the backing allocator</text>\n</g>\n");
+    char hex[8];
+    class_fill(c, capacity == 0 ? 0 : (double)used / (double)capacity, hex);
+    obmi_out_str(o, " fill=\"");
+    obmi_out_str(o, hex);
+    obmi_out_str(o, "\"");
 }
 
-static void out_header(obmi_out *o, const obm_stats_t *s, size_t narenas, size_t height)
+/* Pools serving no class: how each is drawn and named. A purged pool
+ * (free, its page handed back to the kernel) would be one more entry, white
+ * with a dashed outline; the legend leaves its slot free. */
+typedef struct free_pool_look {
+    int state;          /* enum obm_region_state */
+    const char *cls;    /* the cell's class: "pool" and a letter */
+    const char *fill;   /* its colour */
+    const char *legend; /* the legend's words */
+    const char *tip;    /* the tooltip's words after the address */
+} free_pool_look;
+
+static const free_pool_look free_pool_looks[] = {
+    {OBM_POOL_EMPTY, "pool e", "#d2d2d2", "free in its arena", "empty: free in its arena"},
+    {OBM_POOL_CACHED, "pool c", "#8f8f8f", "held by a thread's heap",
+     "cached: empty, held by a thread's heap"},
+    {OBM_POOL_UNTOUCHED, "pool u", "#ffffff", "never used (not resident)",
+     "untouched: never used, not resident"},
+};
+#define NFREE_LOOKS (sizeof free_pool_looks / sizeof free_pool_looks[0])
+
+/* The look of a pool serving no class; an unknown state draws as free. */
+static const free_pool_look *free_look(int state)
+{
+    for (size_t i = 0; i < NFREE_LOOKS; i++)
+        if (free_pool_looks[i].state == state)
+            return &free_pool_looks[i];
+    return &free_pool_looks[0];
+}
+
+/* The byte ledger's five parts, in the bar and the table, in the order of
+ * obm_stats_t; in use and free blocks echo the pools' blue, empty pools
+ * the free pool's grey. */
+typedef struct ledger_part {
+    const char *name;
+    const char *fill;
+    size_t offset; /* of the obm_stats_t field */
+} ledger_part;
+
+static const ledger_part ledger_parts[] = {
+    {"in blocks in use", "#3f6fb5", offsetof(obm_stats_t, bytes_in_use)},
+    {"in free blocks of pools in use", "#a9c3e8", offsetof(obm_stats_t, bytes_free_blocks)},
+    {"in empty pools", "#d2d2d2", offsetof(obm_stats_t, bytes_empty_pools)},
+    {"in pool headers", "#e59866", offsetof(obm_stats_t, bytes_pool_headers)},
+    {"lost to quantization (pool tails)", "#f2d27a", offsetof(obm_stats_t, bytes_quantization)},
+};
+#define NLEDGER (sizeof ledger_parts / sizeof ledger_parts[0])
+
+/* A part's bytes, read through the table so bar and table stay in step. */
+static size_t ledger_bytes(const obm_stats_t *s, const ledger_part *part)
+{
+    return *(const size_t *)((const char *)s + part->offset);
+}
+
+/* ---- the document ---- */
+
+/* The opening: size, the shared styles, the root group that every
+ * renderer inherits fonts and "no stroke" from, and the title. */
+static void out_header(obmi_out *o, size_t height, size_t narenas, size_t in_use)
 {
     obmi_out_str(o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                     "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\"");
@@ -327,56 +324,379 @@ static void out_header(obmi_out *o, const obm_stats_t *s, size_t narenas, size_t
     obmi_out_str(o, " ");
     obmi_out_dec(o, height);
     obmi_out_str(o, "\">\n<style>\n"
-                    "text{font-family:DejaVu Sans,Verdana,sans-serif;font-size:10px;fill:#333}\n"
-                    ".t{font-size:15px;font-weight:bold;fill:#111}.h{font-weight:bold}\n"
-                    ".n{text-anchor:end}\n"
-                    ".e{fill:#dadada}.c{fill:#9e9e9e}.u{fill:#fff;stroke:#c4c4c4;"
-                    "stroke-width:0.8}\n"
-                    ".frame{fill:none;stroke:#777;stroke-width:1;stroke-dasharray:3,2}\n"
-                    "</style>\n<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n"
-                    "<text class=\"t\"");
-    out_attr(o, "x", MARGIN);
-    obmi_out_str(o, " y=\"24\">obm fragmentation map</text>\n<text");
-    out_attr(o, "x", MARGIN);
-    obmi_out_str(o, " y=\"42\">pid ");
+                    ".title{font-size:15px;font-weight:bold;fill:#111}\n"
+                    ".sub{font-size:11px;fill:#555}\n"
+                    ".head{font-weight:bold;text-anchor:end}\n"
+                    ".lab{font-size:9px;text-anchor:end}\n"
+                    "/* small grey text: left-aligned, right-aligned, centred */\n"
+                    ".dim{font-size:9px;fill:#808080}\n"
+                    ".dimr{font-size:9px;fill:#808080;text-anchor:end}\n"
+                    ".dimc{font-size:9px;fill:#808080;text-anchor:middle}\n"
+                    ".num{text-anchor:end}\n"
+                    ".tray{fill:#e6e6e6}\n"
+                    ".spare{fill:none;stroke:#666;stroke-dasharray:4,2}\n"
+                    ".emptied{fill:none;stroke:#666;stroke-dasharray:1,2}\n"
+                    "</style>\n"
+                    "<g font-family=\"DejaVu Sans,Verdana,Arial,sans-serif\" font-size=\"10\" "
+                    "fill=\"#333\" stroke=\"none\">\n");
+    obmi_out_str(o, "<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n");
+
+    out_text_open(o, "title", MARGIN, 26);
+    obmi_out_str(o, "obm fragmentation map: pid ");
     obmi_out_dec(o, (uintmax_t)getpid());
-    obmi_out_str(o, ": ");
-    obmi_out_dec(o, narenas);
-    obmi_out_str(o, narenas == 1 ? " arena, " : " arenas, ");
-    obmi_out_num(o, s->bytes_mapped, 0, true);
-    obmi_out_str(o, " bytes mapped, ");
-    out_percent(o, s->bytes_in_use, s->bytes_mapped);
-    obmi_out_str(o, " of them in blocks in use; one row per arena (64 pools of 4 KiB), oldest "
-                    "first</text>\n");
+    obmi_out_str(o, ", ");
+    out_count(o, narenas, "arena", "arenas");
+    obmi_out_str(o, ", ");
+    size_t mapped = narenas * OBMI_ARENA_SIZE;
+    obmi_out_num(o, mapped, 0, true);
+    obmi_out_str(o, " bytes mapped");
+    out_size(o, mapped);
+    obmi_out_str(o, ", ");
+    out_percent(o, in_use, mapped);
+    obmi_out_str(o, " in use</text>\n");
+    out_text(o, "sub", MARGIN, 44,
+             "One row per arena, oldest first; one cell per 4 KiB pool. Colour: the pool's "
+             "size class. Shade: how many of its blocks are in use. Hover for details.");
 }
 
+/* Heads over the three columns, and pool numbers over the grid so a cell
+ * can be found by its place in the arena. */
+static void out_column_heads(obmi_out *o)
+{
+    out_text(o, "dimr", GRID_X - 10, TOP - 8, "arena");
+    static const unsigned ticks[] = {0, 8, 16, 24, 32, 40, 48, 56, 63};
+    for (size_t i = 0; i < sizeof ticks / sizeof ticks[0]; i++) {
+        out_text_open(o, "dimc", GRID_X + ticks[i] * PITCH + CELL / 2, TOP - 8);
+        obmi_out_dec(o, ticks[i]);
+        obmi_out_str(o, "</text>");
+    }
+    obmi_out_str(o, "\n");
+    out_text(o, "dimr", GRID_X + PCT_X, TOP - 8, "in use");
+}
+
+/* A legend cell at (x, y) on its own bit of tray, filled with hex. */
+static void out_swatch(obmi_out *o, size_t x, size_t y, const char *hex)
+{
+    obmi_out_str(o, "<rect class=\"tray\"");
+    out_attr(o, "x", x - 1);
+    out_attr(o, "y", y - 1);
+    out_attr(o, "width", CELL + 2);
+    out_attr(o, "height", CELL + 2);
+    obmi_out_str(o, "/><rect");
+    out_attr(o, "x", x);
+    out_attr(o, "y", y);
+    out_attr(o, "width", CELL);
+    out_attr(o, "height", CELL);
+    obmi_out_str(o, " fill=\"");
+    obmi_out_str(o, hex);
+    obmi_out_str(o, "\"/>");
+}
+
+/* The legend, top at y: the 32 classes, the fullness ramp, the free pool
+ * states, the arena frames. Headings sit in the label column. */
+static void out_legend(obmi_out *o, size_t y)
+{
+    char hex[8];
+    obmi_out_str(o, "<g class=\"legend\">\n");
+
+    /* Size classes: 16 a line, at 75% full, with the block size. */
+    out_text(o, "head", GRID_X - 10, y + 9, "size class");
+    for (int c = 0; c < OBMI_NCLASSES; c++) {
+        size_t x = GRID_X + (size_t)(c % 16) * 4 * PITCH, yy = y + (size_t)(c / 16) * 16;
+        class_fill(c, 0.75, hex);
+        out_swatch(o, x, yy, hex);
+        out_text_open(o, NULL, x + CELL + 4, yy + 9);
+        obmi_out_dec(o, obmi_class_size((unsigned)c));
+        obmi_out_str(o, " B</text>\n");
+    }
+
+    /* Fullness: three hues from 10% to 100% in tenths. */
+    size_t yf = y + 40;
+    out_text(o, "head", GRID_X - 10, yf + 9, "blocks in use");
+    static const int ramp_classes[] = {0, 15, 31};
+    for (size_t r = 0; r < 3; r++) {
+        for (unsigned k = 1; k <= 10; k++) {
+            class_fill(ramp_classes[r], k / 10.0, hex);
+            out_swatch(o, GRID_X + r * 11 * PITCH + (k - 1) * PITCH, yf, hex);
+        }
+        obmi_out_str(o, "\n");
+    }
+    for (size_t r = 0; r < 3; r++) {
+        out_text(o, "dim", GRID_X + r * 11 * PITCH, yf + 22, "10%");
+        out_text(o, "dimr", GRID_X + r * 11 * PITCH + 9 * PITCH + CELL, yf + 22, "100%");
+    }
+    out_text(o, NULL, GRID_X + 33 * PITCH + 6, yf + 9,
+             "pale: few of the pool's blocks in use; deep: all of them");
+
+    /* Pools serving no class; a fourth slot stays free for a future state. */
+    size_t yp = y + 80;
+    out_text(o, "head", GRID_X - 10, yp + 9, "free pools");
+    for (size_t i = 0; i < NFREE_LOOKS; i++) {
+        size_t x = GRID_X + i * 16 * PITCH;
+        out_swatch(o, x, yp, free_pool_looks[i].fill);
+        out_text(o, NULL, x + CELL + 6, yp + 9, free_pool_looks[i].legend);
+    }
+
+    /* Arenas with no pool serving a class; room is left at the right for
+     * a third kind, e.g. an arena whose free pools were purged. */
+    size_t ya = y + 104;
+    out_text(o, "head", GRID_X - 10, ya + 9, "arenas");
+    static const struct {
+        const char *cls, *word, *text;
+    } frames[] = {
+        {"spare", "spare", "all pools free, kept for reuse"},
+        {"emptied", "empty", "no pool in use, some held by threads"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        size_t x = GRID_X + i * 22 * PITCH;
+        obmi_out_str(o, "<rect class=\"");
+        obmi_out_str(o, frames[i].cls);
+        obmi_out_str(o, "\"");
+        out_attr_half(o, "x", (intmax_t)x);
+        out_attr_half(o, "y", (intmax_t)ya - 3);
+        obmi_out_str(o, " width=\"40\" height=\"15\"/>");
+        out_text(o, "dim", x + 6, ya + 8, frames[i].word);
+        out_text(o, NULL, x + 48, ya + 9, frames[i].text);
+    }
+    obmi_out_str(o, "</g>\n");
+}
+
+/* One ledger line: swatch, name, bytes and share of the mapped bytes. */
+static void out_ledger_line(obmi_out *o, size_t y, const char *fill, const char *name, size_t bytes,
+                            size_t mapped)
+{
+    if (fill != NULL) {
+        obmi_out_str(o, "<rect");
+        out_attr(o, "x", GRID_X);
+        out_attr(o, "y", y - 9);
+        obmi_out_str(o, " width=\"10\" height=\"10\" fill=\"");
+        obmi_out_str(o, fill);
+        obmi_out_str(o, "\"/>");
+    }
+    out_text(o, NULL, GRID_X + 16, y, name);
+    out_text_open(o, "num", GRID_X + 330, y);
+    obmi_out_num(o, bytes, 0, true);
+    obmi_out_str(o, "</text>");
+    out_text_open(o, "num", GRID_X + 384, y);
+    out_percent(o, bytes, mapped);
+    obmi_out_str(o, "</text>\n");
+}
+
+/* The totals, top at y: the ledger as a bar across the grid's width (each
+ * part's width in proportion, rounded so they meet), the ledger as a
+ * table, then the pool, arena and large-block counts. */
+static void out_totals(obmi_out *o, const obm_stats_t *s, size_t y)
+{
+    obmi_out_str(o, "<g class=\"totals\">\n");
+    out_text(o, "head", GRID_X - 10, y + 10, "bytes");
+    obmi_out_str(o, "<rect class=\"tray\"");
+    out_attr(o, "x", GRID_X - 1);
+    out_attr(o, "y", y - 1);
+    out_attr(o, "width", GRID_W + 2);
+    obmi_out_str(o, " height=\"14\"/>");
+    size_t mapped = s->bytes_mapped, before = 0;
+    for (size_t i = 0; i < NLEDGER && mapped > 0; i++) {
+        size_t bytes = ledger_bytes(s, &ledger_parts[i]);
+        size_t x0 = (size_t)((uintmax_t)before * GRID_W / mapped);
+        size_t x1 = (size_t)((uintmax_t)(before + bytes) * GRID_W / mapped);
+        before += bytes;
+        if (x1 == x0)
+            continue;
+        obmi_out_str(o, "<rect");
+        out_attr(o, "x", GRID_X + x0);
+        out_attr(o, "y", y);
+        out_attr(o, "width", x1 - x0);
+        obmi_out_str(o, " height=\"12\" fill=\"");
+        obmi_out_str(o, ledger_parts[i].fill);
+        obmi_out_str(o, "\"/>");
+    }
+    obmi_out_str(o, "\n");
+
+    size_t yl = y + 32;
+    for (size_t i = 0; i < NLEDGER; i++)
+        out_ledger_line(o, yl + i * 15, ledger_parts[i].fill, ledger_parts[i].name,
+                        ledger_bytes(s, &ledger_parts[i]), mapped);
+    obmi_out_str(o, "<rect");
+    out_attr(o, "x", GRID_X + 16);
+    out_attr(o, "y", yl + NLEDGER * 15 - 9);
+    obmi_out_str(o, " width=\"368\" height=\"1\" fill=\"#999\"/>");
+    out_ledger_line(o, yl + NLEDGER * 15 + 5, NULL, "mapped in arenas", mapped, mapped);
+
+    size_t yc = yl + NLEDGER * 15 + 30;
+    out_text(o, "head", GRID_X - 10, yc, "pools");
+    out_text_open(o, NULL, GRID_X, yc);
+    out_count(o, s->pools_in_use, "pool serves", "pools serve");
+    obmi_out_str(o, " a size class (");
+    obmi_out_num(o, s->pools_full, 0, true);
+    obmi_out_str(o, " of them full), ");
+    obmi_out_num(o, s->pools_empty, 0, true);
+    obmi_out_str(o, " free: ");
+    obmi_out_num(o, s->pools_cached, 0, true);
+    obmi_out_str(o, " held by threads' heaps, ");
+    obmi_out_num(o, s->pools_untouched, 0, true);
+    obmi_out_str(o, " never used</text>\n");
+
+    out_text(o, "head", GRID_X - 10, yc + 16, "arenas");
+    out_text_open(o, NULL, GRID_X, yc + 16);
+    out_count(o, s->arenas_current, "arena", "arenas");
+    obmi_out_str(o, " mapped now, at most ");
+    obmi_out_num(o, s->arenas_highwater, 0, true);
+    obmi_out_str(o, " at once; ");
+    obmi_out_num(o, s->arenas_allocated_total, 0, true);
+    obmi_out_str(o, " mapped and ");
+    obmi_out_num(o, s->arenas_released_total, 0, true);
+    obmi_out_str(o, " released since start</text>\n");
+
+    out_text(o, "head", GRID_X - 10, yc + 32, "not drawn");
+    out_text_open(o, NULL, GRID_X, yc + 32);
+    out_count(o, s->large_allocs_current, "large block", "large blocks");
+    obmi_out_str(o, " of ");
+    obmi_out_num(o, s->large_bytes_current, 0, true);
+    obmi_out_str(o, " bytes");
+    out_size(o, s->large_bytes_current);
+    obmi_out_str(o,
+                 " held from the backing allocator (over 512 bytes or aligned over 16)</text>\n");
+    obmi_out_str(o, "</g>\n");
+}
+
+/* One pool cell: its class names its state, its fill its class and
+ * fullness (or its free state), its tooltip its numbers. */
+static void out_pool(obmi_out *o, const obm_region_t *pool, unsigned index)
+{
+    const free_pool_look *idle = pool->size_class < 0 ? free_look(pool->state) : NULL;
+    obmi_out_str(o, "<rect class=\"");
+    obmi_out_str(o, idle != NULL                   ? idle->cls
+                    : pool->state == OBM_POOL_FULL ? "pool full"
+                                                   : "pool used");
+    obmi_out_str(o, "\"");
+    out_attr(o, "x", (uintmax_t)index * PITCH);
+    obmi_out_str(o, " width=\"10\" height=\"10\"");
+    if (idle != NULL) {
+        obmi_out_str(o, " fill=\"");
+        obmi_out_str(o, idle->fill);
+        obmi_out_str(o, "\"");
+    } else {
+        out_class_fill(o, pool->size_class, pool->used, pool->capacity);
+    }
+    obmi_out_str(o, "><title>");
+    out_hex(o, (uintptr_t)pool->address);
+    if (idle != NULL) {
+        obmi_out_str(o, ": ");
+        obmi_out_str(o, idle->tip);
+    } else {
+        obmi_out_str(o, ": class ");
+        obmi_out_dec(o, (uintmax_t)pool->size_class);
+        obmi_out_str(o, " (");
+        obmi_out_dec(o, pool->block_size);
+        obmi_out_str(o, " B): ");
+        obmi_out_dec(o, pool->used);
+        obmi_out_str(o, "/");
+        obmi_out_dec(o, pool->capacity);
+        obmi_out_str(o, " blocks in use");
+        if (pool->remote > 0) {
+            obmi_out_str(o, ", ");
+            obmi_out_dec(o, pool->remote);
+            obmi_out_str(o, " freed by other threads, not yet collected");
+        }
+    }
+    obmi_out_str(o, "</title></rect>");
+}
+
+/* Bytes of blocks in use in an arena's pools. */
+static size_t arena_bytes_in_use(const obm_region_t *pools)
+{
+    size_t bytes = 0;
+    for (unsigned i = 0; i < OBMI_POOLS_PER_ARENA; i++)
+        if (pools[i].size_class >= 0)
+            bytes += pools[i].used * pools[i].block_size;
+    return bytes;
+}
+
+/* One arena's row at vertical offset y: a frame when no pool serves, the
+ * label with its tooltip, the tray, 64 cells, the share in use. */
+static void out_arena(obmi_out *o, const obm_region_t *arena, const obm_region_t *pools, size_t y)
+{
+    size_t in_use = arena_bytes_in_use(pools);
+    const char *frame = arena->state == OBM_ARENA_SPARE   ? "spare"
+                        : arena->state == OBM_ARENA_EMPTY ? "emptied"
+                                                          : NULL;
+    obmi_out_str(o, "<g class=\"arena\" transform=\"translate(");
+    obmi_out_dec(o, GRID_X);
+    obmi_out_str(o, ",");
+    obmi_out_dec(o, y);
+    obmi_out_str(o, ")\">");
+    if (frame != NULL) {
+        obmi_out_str(o, "<rect class=\"");
+        obmi_out_str(o, frame);
+        obmi_out_str(o, "\"");
+        out_attr_half(o, "x", -(LABEL_W - 14));
+        out_attr_half(o, "y", -3);
+        out_attr(o, "width", LABEL_W - 14 + GRID_W + PCT_W + 2);
+        obmi_out_str(o, " height=\"15\"/>");
+    }
+    obmi_out_str(o, "<g><title>arena #");
+    obmi_out_dec(o, arena->arena_serial);
+    obmi_out_str(o, " at ");
+    out_hex(o, (uintptr_t)arena->address);
+    obmi_out_str(o, frame == NULL                     ? ": "
+                    : arena->state == OBM_ARENA_SPARE ? ": spare, "
+                                                      : ": empty, ");
+    obmi_out_dec(o, arena->used);
+    obmi_out_str(o, " of 64 pools serving a class, ");
+    obmi_out_num(o, in_use, 0, true);
+    obmi_out_str(o, " bytes in use</title><text class=\"lab\" x=\"-10\" y=\"9\">#");
+    obmi_out_dec(o, arena->arena_serial);
+    if (frame != NULL)
+        obmi_out_str(o, arena->state == OBM_ARENA_SPARE ? " spare" : " empty");
+    obmi_out_str(o, "</text></g>");
+    obmi_out_str(o, "<rect class=\"tray\" x=\"-1\" y=\"-1\"");
+    out_attr(o, "width", GRID_W + 2);
+    obmi_out_str(o, " height=\"12\"/>\n");
+    for (unsigned i = 0; i < OBMI_POOLS_PER_ARENA; i++)
+        out_pool(o, &pools[i], i);
+    obmi_out_str(o, "\n");
+    out_text_open(o, "dimr", PCT_X, 9);
+    out_percent_whole(o, in_use, OBMI_ARENA_SIZE);
+    obmi_out_str(o, "</text></g>\n");
+}
+
+/* The whole picture from one snapshot, so every row is one moment's; the
+ * snapshot is mapped memory, not malloc's, as the drop-in draws this at
+ * exit. */
 int obmi_map_print(obmi_out *o)
 {
     obm_region_t *regions;
-    size_t n, mapped;
-    int rc = obmi_snapshot_take(&regions, &n, &mapped);
+    size_t nregions, mapped;
+    int rc = obmi_snapshot_take(&regions, &nregions, &mapped);
     if (rc != 0)
         return rc;
     obm_stats_t s = {.size = sizeof s};
     obm_stats_get(&s);
 
-    size_t narenas = n / (OBMI_POOLS_PER_ARENA + 1);
-    size_t rows_h = narenas == 0 ? ROW : narenas * ROW;
-    size_t legend_y = TOP + rows_h + 14;
-    out_header(o, &s, narenas, legend_y + LEGEND_H);
-    if (narenas == 0) {
-        obmi_out_str(o, "<text");
-        out_attr(o, "x", MARGIN);
-        out_attr(o, "y", TOP + 9);
-        obmi_out_str(o, ">no arena is mapped</text>\n");
-    }
+    /* The title counts what the rows show (the snapshot); the totals are
+     * obm_stats_get's. They agree unless other threads ran between. */
+    size_t narenas = nregions / ARENA_ROWS, in_use = 0;
     for (size_t a = 0; a < narenas; a++) {
-        const obm_region_t *arena = &regions[a * (OBMI_POOLS_PER_ARENA + 1)];
-        out_arena(o, arena, arena + 1, a);
+        OBMI_ASSERT(regions[a * ARENA_ROWS].kind == OBM_REGION_ARENA);
+        in_use += arena_bytes_in_use(&regions[a * ARENA_ROWS + 1]);
     }
+    size_t rows_h = narenas == 0 ? 2 * ROW : narenas * ROW;
+    size_t legend_y = TOP + rows_h + 22;
+    size_t totals_y = legend_y + LEGEND_H;
+    out_header(o, totals_y + TOTALS_H, narenas, in_use);
     out_legend(o, legend_y);
-    out_totals(o, &s, legend_y + 128);
-    obmi_out_str(o, "</svg>\n");
+    out_totals(o, &s, totals_y);
+    if (narenas == 0)
+        out_text(o, "sub", GRID_X, TOP + 10,
+                 "No arena is mapped: no small block was ever asked "
+                 "for, or every arena has been released.");
+    else
+        out_column_heads(o);
+    for (size_t a = 0; a < narenas; a++) {
+        const obm_region_t *arena = &regions[a * ARENA_ROWS];
+        out_arena(o, arena, arena + 1, TOP + a * ROW);
+    }
+    obmi_out_str(o, "</g>\n</svg>\n");
     obmi_os_unmap(regions, mapped);
     return 0;
 }
