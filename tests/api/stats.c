@@ -124,6 +124,7 @@
  * longjmp): the first failure is recorded, every thread stops, and main
  * reports it. */
 #include "api.h"
+#define VALGRIND_SCALE 0.25
 #include "threaded.h"
 
 #include <inttypes.h>
@@ -134,67 +135,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/wait.h>
-
-#ifndef __has_feature
-#define __has_feature(x) 0
-#endif
-#if defined(__SANITIZE_THREAD__) || __has_feature(thread_sanitizer)
-#define UNDER_TSAN      1
-#define SANITIZER_SCALE 0.5
-#elif defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
-#define UNDER_ASAN      1
-#define SANITIZER_SCALE 0.5
-#else
-#define SANITIZER_SCALE 1.0
-#endif
-
-/* ---- sizing, the watchdog ---- */
-
-static double scale(void)
-{
-    static double s;
-    if (s == 0) {
-        const char *env = getenv("OBM_TEST_SCALE"), *pre = getenv("LD_PRELOAD");
-        if (env != NULL && *env != '\0')
-            s = strtod(env, NULL);
-        else if (pre != NULL && strstr(pre, "vgpreload") != NULL)
-            s = 0.25; /* valgrind */
-        else
-            s = SANITIZER_SCALE;
-        if (!(s > 0))
-            s = 1;
-    }
-    return s;
-}
-
-/* full, scaled, and at least `least`. */
-static size_t scaled(size_t full, size_t least)
-{
-    double n = (double)full * scale();
-    return n < (double)least ? least : (size_t)n;
-}
-
-/* A hang (a deadlock) ends the program with a TAP bail-out instead of
- * blocking the suite. */
-static const char *watchdog_case;
-
-static void watchdog_fired(int sig)
-{
-    (void)sig;
-    static const char msg[] = "Bail out! watchdog: a case did not finish in time: ";
-    ssize_t rc = write(1, msg, sizeof msg - 1);
-    rc = write(1, watchdog_case, strlen(watchdog_case));
-    rc = write(1, "\n", 1);
-    (void)rc;
-    _exit(1);
-}
-
-static void watchdog(const char *what, unsigned seconds)
-{
-    watchdog_case = what;
-    signal(SIGALRM, watchdog_fired);
-    alarm(seconds);
-}
 
 /* ---- geometry, computed here rather than taken from the library ---- */
 

@@ -39,19 +39,6 @@
 #include <stdio.h>
 #include <sys/wait.h>
 
-#ifndef __has_feature
-#define __has_feature(x) 0
-#endif
-#if defined(__SANITIZE_THREAD__) || __has_feature(thread_sanitizer)
-#define UNDER_TSAN      1
-#define SANITIZER_SCALE 0.5
-#elif defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
-#define UNDER_ASAN      1
-#define SANITIZER_SCALE 0.5
-#else
-#define SANITIZER_SCALE 1.0
-#endif
-
 /* ---- counters ---- */
 
 #ifdef OBM_API_PRELOAD
@@ -98,54 +85,6 @@ static void print_counters(const char *what, const obm_counters_t *a, const obm_
            DELTA(*b, *a, pools_taken), DELTA(*b, *a, pools_returned), DELTA(*b, *a, heaps_created),
            DELTA(*b, *a, heaps_adopted), b->heaps_live, b->heaps_abandoned, a->arenas_current,
            b->arenas_current, b->arenas_highwater);
-}
-
-/* ---- sizing, time, the watchdog ---- */
-
-static double scale(void)
-{
-    static double s;
-    if (s == 0) {
-        const char *env = getenv("OBM_TEST_SCALE"), *pre = getenv("LD_PRELOAD");
-        if (env != NULL && *env != '\0')
-            s = strtod(env, NULL);
-        else if (pre != NULL && strstr(pre, "vgpreload") != NULL)
-            s = 0.5; /* valgrind */
-        else
-            s = SANITIZER_SCALE;
-        if (!(s > 0))
-            s = 1;
-    }
-    return s;
-}
-
-/* full, scaled, and at least `least`. */
-static size_t scaled(size_t full, size_t least)
-{
-    double n = (double)full * scale();
-    return n < (double)least ? least : (size_t)n;
-}
-
-/* A hang (a deadlock, a lost wake-up) ends the program with a TAP bail-out
- * instead of blocking the suite. */
-static const char *watchdog_case;
-
-static void watchdog_fired(int sig)
-{
-    (void)sig;
-    static const char msg[] = "Bail out! watchdog: a case did not finish in time: ";
-    ssize_t rc = write(1, msg, sizeof msg - 1);
-    rc = write(1, watchdog_case, strlen(watchdog_case));
-    rc = write(1, "\n", 1);
-    (void)rc;
-    _exit(1);
-}
-
-static void watchdog(const char *what, unsigned seconds)
-{
-    watchdog_case = what;
-    signal(SIGALRM, watchdog_fired);
-    alarm(seconds);
 }
 
 /* ---- the pattern ---- */
