@@ -298,8 +298,9 @@ extern const obmi_stats_field obmi_class_fields[]; /* obm_class_stats_t */
 extern const size_t obmi_class_nfields;
 
 /* Every region, oldest arena first, in an array from obmi_os_map of
- * *mapped bytes (the caller unmaps it): 0 or ENOMEM. */
-int obmi_snapshot_take(obm_region_t **regions, size_t *n, size_t *mapped);
+ * *mapped bytes (the caller unmaps it), and the statistics of that same
+ * walk in *stats: 0 or ENOMEM. */
+int obmi_snapshot_take(obm_region_t **regions, size_t *n, size_t *mapped, obm_stats_t *stats);
 
 /* ---- stats_print.c: reports through a writer, without malloc ---- */
 

@@ -3,6 +3,7 @@
  * (the SVG map). They run from init.c's destructor, after the program's
  * own clean-up, and write with open(2) and write(2) only. */
 #include <fcntl.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -32,10 +33,7 @@ static bool expand_path(const char *path, char *out, size_t size)
 
 static void write_fd(void *opaque, const char *text)
 {
-    size_t len = 0;
-    while (text[len] != '\0')
-        len++;
-    obmi_os_write(*(const int *)opaque, text, len);
+    obmi_os_write(*(const int *)opaque, text, strlen(text));
 }
 
 /* The report opts into the file named by option id, or to stderr when

@@ -12,38 +12,30 @@
  * the walk faults in no page. */
 #include <errno.h>
 #include <stddef.h>
-#include <sys/mman.h>
 
 #include "internal.h"
 
 /* ---- the walk ---- */
 
-/* A read of a word its owner writes without a lock: a plain load (no
- * atomic builtin, which ThreadSanitizer would track even where it does not
- * instrument), in functions marked not to be instrumented. */
+/* A read of a word its owner writes with plain stores, without a lock: a
+ * plain load (an atomic builtin would be tracked by ThreadSanitizer even
+ * where it does not instrument), in functions marked not to be
+ * instrumented. state and carved are written atomically (remote freers
+ * read them too), so their own readers serve. */
 #define READ_RACY(x) (*(volatile __typeof__(x) *)&(x))
 #define RACY         __attribute__((no_sanitize("thread")))
-
-/* b is the start of a carved block of pool, whose blocks are size bytes. */
-RACY static bool racy_block_start(const obmi_pool *pool, const obmi_block *b, uint32_t size)
-{
-    if (obmi_pool_of(b) != pool)
-        return false;
-    uint32_t rel = (uint32_t)((uintptr_t)b - (uintptr_t)pool) - OBMI_POOL_HEADER;
-    return rel < READ_RACY(pool->carved) && rel % size == 0;
-}
 
 /* Blocks on a pool's remote list: freed by another thread, still counted
  * in ref_count until the owner takes them in. The owner may take the list
  * and reuse its blocks at any moment, so every link is checked to be a
  * block start in this pool before it is followed, and the count is
  * bounded: while threads run it is an estimate, never a wild read. */
-RACY static uint32_t remote_count(const obmi_pool *pool, uint32_t size, uint32_t limit)
+RACY static uint32_t remote_count(const obmi_pool *pool, uint32_t limit)
 {
     uintptr_t head = atomic_load_explicit(&pool->remote, memory_order_acquire);
     const obmi_block *b = (const obmi_block *)(head & ~OBMI_REMOTE_FLAGS);
     uint32_t n = 0;
-    while (b != NULL && n < limit && racy_block_start(pool, b, size)) {
+    while (b != NULL && n < limit && obmi_pool_of(b) == pool && obmi_pool_is_block_start(pool, b)) {
         n++;
         b = READ_RACY(b->next);
     }
@@ -67,7 +59,7 @@ RACY static void pool_region(const obmi_arena *ao, unsigned i, bool in_arena_lis
         r->state = OBM_POOL_EMPTY;
         return;
     }
-    unsigned state = READ_RACY(pool->state);
+    unsigned state = obmi_pool_state(pool);
     if (state != OBMI_POOL_USED && state != OBMI_POOL_FULL) {
         r->state = OBM_POOL_CACHED; /* taken from the arena, serving no class */
         return;
@@ -77,7 +69,7 @@ RACY static void pool_region(const obmi_arena *ao, unsigned i, bool in_arena_lis
     uint32_t ref = READ_RACY(pool->ref_count);
     if (ref > ci->nblocks)
         ref = ci->nblocks;
-    uint32_t remote = remote_count(pool, ci->size, ref);
+    uint32_t remote = remote_count(pool, ref);
     r->size_class = (int)c;
     r->block_size = ci->size;
     r->capacity = ci->nblocks;
@@ -163,24 +155,26 @@ static size_t level(size_t in, size_t out)
     return in > out ? in - out : 0;
 }
 
-static void stats_collect(obm_stats_t *s)
+/* A struct ready for the walk to add to: zero, but the version and the
+ * block sizes. */
+static void stats_start(obm_stats_t *s)
 {
     size_t size = s->size;
     *s = (obm_stats_t){.size = size, .version = OBM_STATS_VERSION};
     for (unsigned c = 0; c < OBMI_NCLASSES; c++)
         s->classes[c].block_size = obmi_classes[c].size;
+}
 
-    obmi_arenas *arenas = &obmi_main_arenas;
+/* Under the manager lock, after the walk: the arena counts and the heaps'
+ * event counts. */
+static void stats_finish_locked(const obmi_arenas *arenas, obm_stats_t *s)
+{
     obmi_heaps_sum heaps;
-    obmi_arenas_lock(arenas);
+    obmi_heaps_sum_locked(&heaps);
     s->arenas_current = arenas->narenas_current;
     s->arenas_highwater = arenas->narenas_highwater;
     s->arenas_allocated_total = arenas->narenas_allocated_total;
     s->arenas_released_total = arenas->narenas_released_total;
-    walk_locked(arenas, stats_add_region, s);
-    obmi_heaps_sum_locked(&heaps);
-    obmi_arenas_unlock(arenas);
-
     s->bytes_mapped = s->arenas_current * OBMI_ARENA_SIZE;
     const struct obmi_heap_counts *k = &heaps.counts;
     for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
@@ -204,7 +198,12 @@ OBMI_EXPORT int obm_stats_get(obm_stats_t *out)
 {
     if (out == NULL || out->size != sizeof(obm_stats_t))
         return EINVAL;
-    stats_collect(out);
+    obmi_arenas *arenas = &obmi_main_arenas;
+    stats_start(out);
+    obmi_arenas_lock(arenas);
+    walk_locked(arenas, stats_add_region, out);
+    stats_finish_locked(arenas, out);
+    obmi_arenas_unlock(arenas);
     return 0;
 }
 
@@ -323,6 +322,7 @@ OBMI_EXPORT void obm_stats_diff(const obm_stats_t *before, const obm_stats_t *af
 typedef struct snapshot {
     obm_region_t *regions;
     size_t n, cap;
+    obm_stats_t *stats;
 } snapshot;
 
 static void snapshot_add(const obm_region_t *r, void *arg)
@@ -330,11 +330,13 @@ static void snapshot_add(const obm_region_t *r, void *arg)
     snapshot *s = arg;
     if (s->n < s->cap)
         s->regions[s->n++] = *r;
+    stats_add_region(r, s->stats);
 }
 
 /* Every region, copied under the lock into an mmap'd array (no malloc:
- * the caller may be inside the drop-in's report at exit). */
-int obmi_snapshot_take(obm_region_t **regions, size_t *n, size_t *mapped)
+ * the caller may be inside the drop-in's report at exit), and *stats
+ * (size set by the caller) from the same walk. */
+int obmi_snapshot_take(obm_region_t **regions, size_t *n, size_t *mapped, obm_stats_t *stats)
 {
     obmi_arenas *arenas = &obmi_main_arenas;
     for (;;) {
@@ -343,13 +345,16 @@ int obmi_snapshot_take(obm_region_t **regions, size_t *n, size_t *mapped)
         obmi_arenas_unlock(arenas);
         size_t cap = (want + 4) * (OBMI_POOLS_PER_ARENA + 1);
         size_t bytes = cap * sizeof(obm_region_t);
-        snapshot s = {.regions = obmi_os_map(bytes), .n = 0, .cap = cap};
+        snapshot s = {.regions = obmi_os_map(bytes), .n = 0, .cap = cap, .stats = stats};
         if (s.regions == NULL)
             return ENOMEM;
+        stats_start(stats);
         obmi_arenas_lock(arenas);
-        bool fits = (arenas->narenas_current) * (OBMI_POOLS_PER_ARENA + 1) <= cap;
-        if (fits)
+        bool fits = arenas->narenas_current * (OBMI_POOLS_PER_ARENA + 1) <= cap;
+        if (fits) {
             walk_locked(arenas, snapshot_add, &s);
+            stats_finish_locked(arenas, stats);
+        }
         obmi_arenas_unlock(arenas);
         if (fits) {
             *regions = s.regions;
@@ -367,7 +372,8 @@ OBMI_EXPORT int obm_visit(obm_visit_fn fn, void *arg)
         return EINVAL;
     obm_region_t *regions;
     size_t n, bytes;
-    int rc = obmi_snapshot_take(&regions, &n, &bytes);
+    obm_stats_t stats = {.size = sizeof stats};
+    int rc = obmi_snapshot_take(&regions, &n, &bytes, &stats);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < n && rc == 0; i++)

@@ -667,23 +667,15 @@ int obmi_map_print(obmi_out *o)
 {
     obm_region_t *regions;
     size_t nregions, mapped;
-    int rc = obmi_snapshot_take(&regions, &nregions, &mapped);
+    obm_stats_t s = {.size = sizeof s}; /* from the walk that made the snapshot */
+    int rc = obmi_snapshot_take(&regions, &nregions, &mapped, &s);
     if (rc != 0)
         return rc;
-    obm_stats_t s = {.size = sizeof s};
-    obm_stats_get(&s);
-
-    /* The title counts what the rows show (the snapshot); the totals are
-     * obm_stats_get's. They agree unless other threads ran between. */
-    size_t narenas = nregions / ARENA_ROWS, in_use = 0;
-    for (size_t a = 0; a < narenas; a++) {
-        OBMI_ASSERT(regions[a * ARENA_ROWS].kind == OBM_REGION_ARENA);
-        in_use += arena_bytes_in_use(&regions[a * ARENA_ROWS + 1]);
-    }
+    size_t narenas = nregions / ARENA_ROWS;
     size_t rows_h = narenas == 0 ? 2 * ROW : narenas * ROW;
     size_t legend_y = TOP + rows_h + 22;
     size_t totals_y = legend_y + LEGEND_H;
-    out_header(o, totals_y + TOTALS_H, narenas, in_use);
+    out_header(o, totals_y + TOTALS_H, narenas, s.bytes_in_use);
     out_legend(o, legend_y);
     out_totals(o, &s, totals_y);
     if (narenas == 0)
