@@ -118,9 +118,7 @@ static void test_block_start_empty_pool(void **state)
     unit_heap u;
     unit_heap_init(&u);
     void *b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = unit_malloc(&u, 512);
-    obmi_pool *pool = obmi_pool_of(b[0]);
+    obmi_pool *pool = unit_fill_one_pool(&u, b);
     for (int i = 0; i < 7; i++)
         assert_true(obmi_pool_is_block_start(pool, b[i]));
     for (int i = 0; i < 7; i++)

@@ -68,9 +68,7 @@ static void test_remote_free_into_full_pool(void **state)
     unit_heap u;
     unit_heap_init(&u);
     void *b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = unit_malloc(&u, 512); /* the 8th takes a second pool */
-    obmi_pool *full = obmi_pool_of(b[0]), *other = obmi_pool_of(b[7]);
+    obmi_pool *full = unit_fill_one_pool(&u, b), *other = obmi_pool_of(b[7]);
     assert_ptr_not_equal(full, other);
     assert_int_equal(full->state, OBMI_POOL_FULL);
     assert_int_equal(remote_word(full), OBMI_REMOTE_NOTIFY);
@@ -181,9 +179,7 @@ static void test_owned_heap_is_left_to_its_owner(void **state)
     unit_heap u;
     unit_heap_init(&u);
     void *b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = unit_malloc(&u, 512);
-    obmi_pool *full = obmi_pool_of(b[0]);
+    obmi_pool *full = unit_fill_one_pool(&u, b);
     for (int i = 0; i < 7; i++)
         obmi_pool_free_remote(full, b[i]);
     assert_ptr_equal(atomic_load(&u.heap.pending), full);

@@ -31,6 +31,15 @@ static inline void unit_free(unit_heap *u, void *p)
     obmi_heap_free_small(&u->heap, pool, p);
 }
 
+/* Eight 512-byte blocks (seven to a pool): b[0..6] fill the first pool,
+ * which goes FULL, and b[7] takes a second. Returns the first pool. */
+static inline obmi_pool *unit_fill_one_pool(unit_heap *u, void *b[8])
+{
+    for (int i = 0; i < 8; i++)
+        b[i] = unit_malloc(u, 512);
+    return obmi_pool_of(b[0]);
+}
+
 static inline void unit_check(const unit_heap *u)
 {
     assert_true(obmi_heap_check(&u->heap));
