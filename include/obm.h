@@ -66,6 +66,13 @@ size_t obm_usable_size(const void *ptr);
  * NULL and for blocks that came from the backing allocator. */
 int obm_owns(const void *ptr);
 
+/* Gives memory back now instead of on the purge decay (README.md, "Giving
+ * memory back"): the calling thread's empty pools return to their arenas,
+ * every free pool's page goes back to the OS (madvise), and every arena
+ * with no pool in use is unmapped. Pools other threads keep for reuse stay
+ * theirs. Returns 1 when anything was given back, else 0. */
+int obm_trim(void);
+
 /* Event counters, summed over every heap. Each heap counts its own events
  * and only its owning thread writes them, so malloc and free share no
  * counter; the sum is exact when no other thread is running. A free by a
@@ -100,7 +107,7 @@ int obm_counters_get(obm_counters_t *out);
  * the five bytes_* of the ledger add up to bytes_mapped. README.md,
  * "Statistics", documents every field. */
 
-#define OBM_STATS_VERSION 1
+#define OBM_STATS_VERSION 2
 
 typedef struct obm_class_stats {
     size_t block_size;    /* bytes per block */
@@ -122,9 +129,14 @@ typedef struct obm_stats {
     size_t pools_empty;     /* no class: free in an arena, cached by a heap, or untouched */
     size_t pools_cached;    /* of pools_empty: kept by a thread's heap for reuse */
     size_t pools_untouched; /* of pools_empty: never used since the arena was mapped */
+    size_t pools_purged;    /* of pools_empty: free in an arena, page given back to the OS */
     size_t bytes_mapped;    /* arenas_current * OBM_ARENA_SIZE */
     size_t bytes_in_use, bytes_free_blocks, bytes_empty_pools, bytes_pool_headers,
-        bytes_quantization;                           /* these five sum to bytes_mapped */
+        bytes_quantization;    /* these five sum to bytes_mapped */
+    size_t bytes_purged;       /* pools_purged * OBM_POOL_SIZE, part of bytes_empty_pools */
+    size_t bytes_resident;     /* bytes_mapped less purged and untouched pools */
+    size_t purges_total;       /* madvise calls that gave pages back, ever */
+    size_t pools_purged_total; /* pools given back to the OS, ever */
     size_t large_allocs_current, large_bytes_current; /* held from the backing allocator */
     size_t large_allocs_total; /* requests routed to the backing allocator, ever */
     size_t heaps_live, heaps_abandoned, heaps_created, heaps_adopted;
@@ -159,13 +171,14 @@ enum obm_region_state {
     /* arenas */
     OBM_ARENA_USED = 1,  /* at least one pool serving a class */
     OBM_ARENA_EMPTY = 2, /* no pool serving; some cached by heaps */
-    OBM_ARENA_SPARE = 3, /* every pool free in the arena: the one kept mapped */
+    OBM_ARENA_SPARE = 3, /* every pool free in the arena: kept mapped (OBM_ARENA_KEEP) */
     /* pools */
     OBM_POOL_USED = 11,      /* serving a class, with a free block */
     OBM_POOL_FULL = 12,      /* serving a class, every block handed out */
     OBM_POOL_EMPTY = 13,     /* free in its arena */
     OBM_POOL_CACHED = 14,    /* free, kept by a thread's heap */
     OBM_POOL_UNTOUCHED = 15, /* never used since the arena was mapped */
+    OBM_POOL_PURGED = 16,    /* free in its arena, page given back to the OS */
 };
 
 typedef struct obm_region {

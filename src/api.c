@@ -187,6 +187,20 @@ OBMI_EXPORT int obm_owns(const void *p)
     return obmi_arena_map_lookup(p) != NULL;
 }
 
+/* The calling thread's empty pools back to their arenas (a thread's heap
+ * is its own to touch), then every free pool's page back to the OS and
+ * every entirely free arena unmapped. */
+OBMI_EXPORT int obm_trim(void)
+{
+    obmi_heap *heap = obmi_tls_heap;
+    if (heap != &obmi_heap_empty)
+        return obmi_heap_trim(heap);
+    obmi_arenas_lock(&obmi_main_arenas);
+    bool released = obmi_arenas_trim(&obmi_main_arenas);
+    obmi_arenas_unlock(&obmi_main_arenas);
+    return released;
+}
+
 void obmi_free_sized(void *p, size_t size)
 {
     (void)size;

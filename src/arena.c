@@ -6,7 +6,11 @@
  *    so lightly used arenas drain and can be unmapped.
  *  - nfp2lasta[n] is the last arena in `usable` with nfreepools == n, or
  *    NULL; with it one pool moving in or out re-sorts in O(1).
- *  - at most one arena has all 64 pools free (the spare, at the tail).
+ *  - at most arena_keep arenas have all 64 pools free (the spares, at
+ *    the tail); nspare counts them.
+ *  - an arena's free pools are dirty | purged | [nfresh, 64), disjoint;
+ *    dirty_old is a subset of dirty; an arena is on the `dirty` list
+ *    (purge.c) exactly when its dirty mask is not zero.
  * A new arena is mapped only when `usable` is empty.
  * The caller holds the manager's lock (obmi_arenas_lock).
  */
@@ -47,7 +51,7 @@ static void arena_object_free(obmi_arena *ao)
 
 void obmi_arenas_init(obmi_arenas *arenas)
 {
-    *arenas = (obmi_arenas){.usable = NULL};
+    *arenas = (obmi_arenas)OBMI_ARENAS_DEFAULTS;
     pthread_mutex_init(&arenas->lock, NULL);
 }
 
@@ -116,9 +120,12 @@ static obmi_arena *arena_new(obmi_arenas *arenas)
     return ao;
 }
 
-/* An arena whose pools are all free, and not the spare: unmap it. */
+/* An arena whose pools are all free, and not kept: unmap it. */
 static void arena_empty_to_released(obmi_arenas *arenas, obmi_arena *ao)
 {
+    if (ao->dirty != 0)
+        obmi_purge_list_remove(arenas, ao);
+    arenas->pools_purged -= (size_t)__builtin_popcountll(ao->purged);
     if (ao->allprev != NULL)
         ao->allprev->allnext = ao->allnext;
     else
@@ -132,6 +139,30 @@ static void arena_empty_to_released(obmi_arenas *arenas, obmi_arena *ao)
     arenas->narenas_released_total++;
 }
 
+/* Take one free pool of ao: a dirty one (still resident) first, then a
+ * purged one, then an untouched one, lowest address first. */
+static obmi_pool *arena_take_free(obmi_arenas *arenas, obmi_arena *ao)
+{
+    unsigned i;
+    if (ao->dirty != 0) {
+        i = (unsigned)__builtin_ctzll(ao->dirty);
+        ao->dirty &= ~(UINT64_C(1) << i);
+        ao->dirty_old &= ~(UINT64_C(1) << i);
+        if (ao->dirty == 0)
+            obmi_purge_list_remove(arenas, ao);
+    } else if (ao->purged != 0) {
+        i = (unsigned)__builtin_ctzll(ao->purged);
+        ao->purged &= ~(UINT64_C(1) << i);
+        arenas->pools_purged--;
+    } else {
+        OBMI_ASSERT(ao->nfresh < OBMI_POOLS_PER_ARENA);
+        i = ao->nfresh++;
+    }
+    obmi_pool *pool = (obmi_pool *)(ao->base + (uintptr_t)i * OBMI_POOL_SIZE);
+    pool->arena = ao; /* a purged or untouched header reads as zero, or stale */
+    return pool;
+}
+
 obmi_pool *obmi_arenas_take_pool(obmi_arenas *arenas)
 {
     obmi_arena *ao = arenas->usable;
@@ -139,21 +170,15 @@ obmi_pool *obmi_arenas_take_pool(obmi_arenas *arenas)
         ao = arena_new(arenas);
         if (ao == NULL)
             return NULL;
+        arenas->nspare++;
     }
-    obmi_pool *pool;
-    if (ao->freepools != NULL) {
-        pool = ao->freepools;
-        ao->freepools = pool->nextpool;
-    } else {
-        OBMI_ASSERT(ao->nfresh < OBMI_POOLS_PER_ARENA);
-        pool = (obmi_pool *)(ao->base + (uintptr_t)ao->nfresh * OBMI_POOL_SIZE);
-        ao->nfresh++;
-    }
-    pool->arena = ao;
+    obmi_pool *pool = arena_take_free(arenas, ao);
 
     /* ao is the head, so it has the fewest free pools: it stays the head
      * with one fewer, and no other arena shares its new count. */
     uint32_t nf = ao->nfreepools;
+    if (nf == OBMI_POOLS_PER_ARENA)
+        arenas->nspare--;
     if (arenas->nfp2lasta[nf] == ao)
         arenas->nfp2lasta[nf] = NULL;
     ao->nfreepools = nf - 1;
@@ -174,15 +199,20 @@ void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool)
     obmi_arena *ao = pool->arena;
     uint32_t nf = ao->nfreepools;
     obmi_pool_set_empty(pool);
-    pool->nextpool = ao->freepools;
-    ao->freepools = pool;
+    if (ao->dirty == 0)
+        obmi_purge_list_add(arenas, ao);
+    ao->dirty |= UINT64_C(1) << (((uintptr_t)pool - ao->base) >> OBMI_POOL_SHIFT);
+    arenas->dirtied = true;
 
-    if (nf + 1 == OBMI_POOLS_PER_ARENA && arenas->nfp2lasta[OBMI_POOLS_PER_ARENA] != NULL) {
-        /* Another arena is already entirely free: keep that one as the spare. */
-        if (nf > 0)
-            arena_unlink_usable(arenas, ao);
-        arena_empty_to_released(arenas, ao);
-        return;
+    if (nf + 1 == OBMI_POOLS_PER_ARENA) {
+        if (arenas->nspare >= arenas->arena_keep) {
+            /* Enough entirely free arenas are kept already. */
+            if (nf > 0)
+                arena_unlink_usable(arenas, ao);
+            arena_empty_to_released(arenas, ao);
+            return;
+        }
+        arenas->nspare++;
     }
     if (nf == 0) {
         /* It was full, so it was on no list: it becomes the fullest usable. */
@@ -207,15 +237,18 @@ void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool)
         arenas->nfp2lasta[nf + 1] = ao;
 }
 
-/* Unmap the spare (the one entirely free arena kept mapped), if any. */
-bool obmi_arenas_release_spare(obmi_arenas *arenas)
+/* Unmap every arena whose pools are all free (the spares): how many. */
+size_t obmi_arenas_release_empty(obmi_arenas *arenas)
 {
-    obmi_arena *spare = arenas->nfp2lasta[OBMI_POOLS_PER_ARENA];
-    if (spare == NULL)
-        return false;
-    arena_unlink_usable(arenas, spare);
-    arena_empty_to_released(arenas, spare);
-    return true;
+    size_t n = 0;
+    obmi_arena *spare;
+    while ((spare = arenas->nfp2lasta[OBMI_POOLS_PER_ARENA]) != NULL) {
+        arena_unlink_usable(arenas, spare);
+        arena_empty_to_released(arenas, spare);
+        arenas->nspare--;
+        n++;
+    }
+    return n;
 }
 
 /* ---- invariant walkers ---- */
@@ -229,19 +262,21 @@ bool obmi_arena_check(const obmi_arena *ao)
         return false;
     if (ao->nfresh > OBMI_POOLS_PER_ARENA)
         return false;
-    uint32_t nempty = 0;
-    for (const obmi_pool *p = ao->freepools; p != NULL; p = p->nextpool) {
-        uintptr_t a = (uintptr_t)p;
-        if (++nempty > ao->nfresh || p->state != OBMI_POOL_EMPTY || p->arena != ao)
-            return false;
-        if (a < ao->base || a >= ao->base + (uintptr_t)ao->nfresh * OBMI_POOL_SIZE)
-            return false;
-    }
-    if (ao->nfreepools != nempty + (OBMI_POOLS_PER_ARENA - ao->nfresh))
+    uint64_t touched =
+        ao->nfresh == OBMI_POOLS_PER_ARENA ? ~UINT64_C(0) : (UINT64_C(1) << ao->nfresh) - 1;
+    if ((ao->dirty & ao->purged) != 0 || ((ao->dirty | ao->purged) & ~touched) != 0 ||
+        (ao->dirty_old & ~ao->dirty) != 0)
+        return false;
+    uint32_t nfree = (uint32_t)__builtin_popcountll(ao->dirty | ao->purged);
+    if (ao->nfreepools != nfree + (OBMI_POOLS_PER_ARENA - ao->nfresh))
         return false;
     for (uint32_t i = 0; i < ao->nfresh; i++) {
+        if ((ao->purged >> i) & 1)
+            continue; /* not resident: its header is not read */
         const obmi_pool *p = (const obmi_pool *)(ao->base + (uintptr_t)i * OBMI_POOL_SIZE);
         if (p->arena != ao || p->state == OBMI_POOL_UNUSED || !obmi_pool_check(p))
+            return false;
+        if (((ao->dirty >> i) & 1) && p->state != OBMI_POOL_EMPTY)
             return false;
     }
     for (uint32_t i = ao->nfresh; i < OBMI_POOLS_PER_ARENA; i++) {
@@ -255,7 +290,7 @@ bool obmi_arena_check(const obmi_arena *ao)
 bool obmi_arenas_check(const obmi_arenas *arenas)
 {
     const obmi_arena *last[OBMI_POOLS_PER_ARENA + 1] = {NULL};
-    size_t nusable = 0, nall = 0, nspare = 0;
+    size_t nusable = 0, nall = 0, nspare = 0, npurged = 0, ndirty = 0;
     uint32_t prevnf = 1;
     for (const obmi_arena *ao = arenas->usable; ao != NULL; ao = ao->nextarena) {
         if (ao->nfreepools < prevnf || ao->nfreepools > OBMI_POOLS_PER_ARENA)
@@ -279,8 +314,18 @@ bool obmi_arenas_check(const obmi_arenas *arenas)
             return false;
         nall++;
         nusable -= ao->nfreepools > 0; /* every arena with a free pool is usable */
+        npurged += (size_t)__builtin_popcountll(ao->purged);
+        ndirty += ao->dirty != 0;
     }
-    return nspare <= 1 && nusable == 0 && nall == arenas->narenas_current;
+    const obmi_arena *prev = NULL;
+    for (const obmi_arena *ao = arenas->dirty; ao != NULL; ao = ao->dirtynext) {
+        if (ao->dirty == 0 || ao->dirtyprev != prev || ndirty-- == 0)
+            return false;
+        prev = ao;
+    }
+    return prev == arenas->dirtylast && ndirty == 0 && nspare == arenas->nspare &&
+           nspare <= arenas->arena_keep && nusable == 0 && nall == arenas->narenas_current &&
+           npurged == arenas->pools_purged;
 }
 
 size_t obmi_arenas_count_usable(const obmi_arenas *arenas)

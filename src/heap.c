@@ -161,6 +161,7 @@ static obmi_pool *heap_take_pool(obmi_heap *heap)
     }
     obmi_arenas_lock(heap->arenas);
     pool = obmi_arenas_take_pool(heap->arenas);
+    obmi_arenas_decay(heap->arenas);
     obmi_arenas_unlock(heap->arenas);
     return pool;
 }
@@ -198,6 +199,7 @@ static void heap_give_back_pool(obmi_heap *heap, obmi_pool *pool)
         heap->ncached--;
         obmi_arenas_return_pool(heap->arenas, extra);
     }
+    obmi_arenas_decay(heap->arenas);
     obmi_arenas_unlock(heap->arenas);
 }
 
@@ -211,13 +213,15 @@ void obmi_heap_flush_cache(obmi_heap *heap)
         heap->cache = pool->nextpool;
         obmi_arenas_return_pool(heap->arenas, pool);
     }
+    obmi_arenas_decay(heap->arenas);
     obmi_arenas_unlock(heap->arenas);
     heap->ncached = 0;
 }
 
-/* For malloc_trim: the heap's retired pools (emptied, kept on their
- * rings) and cached pools go back to their arenas, and the spare arena
- * back to the OS. True when anything was given back. */
+/* For obm_trim: the heap's retired pools (emptied, kept on their rings)
+ * and cached pools go back to their arenas, every free pool's page back to
+ * the OS and every entirely free arena unmapped. True when anything was
+ * given back. */
 bool obmi_heap_trim(obmi_heap *heap)
 {
     size_t npools = heap->npools;
@@ -225,7 +229,7 @@ bool obmi_heap_trim(obmi_heap *heap)
     bool released = heap->npools != npools || heap->cache != NULL;
     obmi_heap_flush_cache(heap);
     obmi_arenas_lock(heap->arenas);
-    released |= obmi_arenas_release_spare(heap->arenas);
+    released |= obmi_arenas_trim(heap->arenas);
     obmi_arenas_unlock(heap->arenas);
     return released;
 }

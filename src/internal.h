@@ -35,6 +35,8 @@ void *obmi_os_map(size_t size);
 void obmi_os_unmap(void *addr, size_t size); /* preserves errno */
 void obmi_os_write(int fd, const char *buf, size_t len);
 size_t obmi_os_page_size(void);
+int obmi_os_purge(void *addr, size_t size, int advice); /* 0, or -1: still resident */
+uint64_t obmi_os_clock_ms(void);                        /* monotonic milliseconds */
 
 /* Diagnostics without stdio: one line, one write(2). */
 typedef struct obmi_msg {
@@ -155,13 +157,31 @@ bool obmi_pool_check(const obmi_pool *pool);        /* invariant walker */
 
 /* ---- arena.c ---- */
 
-void obmi_arenas_init(obmi_arenas *arenas);
+/* The purge delay when OBM_PURGE_DELAY_MS is not set, ms: see README.md,
+ * "Giving memory back", for the measurements behind it. */
+#define OBMI_PURGE_DELAY_DEFAULT 100
+
+#define OBMI_ARENAS_DEFAULTS                                                                       \
+    {                                                                                              \
+        .lock = PTHREAD_MUTEX_INITIALIZER, .purge_delay_ms = OBMI_PURGE_DELAY_DEFAULT,             \
+        .arena_keep = 1, .purge_advice = OBMI_PURGE_DONTNEED                                       \
+    }
+
+void obmi_arenas_init(obmi_arenas *arenas);            /* OBMI_ARENAS_DEFAULTS */
 obmi_pool *obmi_arenas_take_pool(obmi_arenas *arenas); /* NULL + ENOMEM */
 void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool);
-bool obmi_arenas_release_spare(obmi_arenas *arenas); /* true when one was unmapped */
+size_t obmi_arenas_release_empty(obmi_arenas *arenas); /* unmaps every spare: how many */
 bool obmi_arena_check(const obmi_arena *arena);
 bool obmi_arenas_check(const obmi_arenas *arenas);
 size_t obmi_arenas_count_usable(const obmi_arenas *arenas);
+
+/* ---- purge.c: under the manager lock ---- */
+
+void obmi_purge_list_add(obmi_arenas *arenas, obmi_arena *ao); /* ao got a dirty pool */
+void obmi_purge_list_remove(obmi_arenas *arenas, obmi_arena *ao);
+void obmi_arenas_decay(obmi_arenas *arenas);       /* end of a slow path: purge what is due */
+size_t obmi_arenas_purge_all(obmi_arenas *arenas); /* every dirty pool: how many */
+bool obmi_arenas_trim(obmi_arenas *arenas);        /* every spare and dirty pool: any? */
 
 /* ---- heap.c ---- */
 
@@ -331,6 +351,9 @@ typedef enum obmi_option_id {
     OBMI_OPTION_SHOW_STATS, /* 0 none, 1 text, 2 JSON */
     OBMI_OPTION_STATS_FILE,
     OBMI_OPTION_MAP,
+    OBMI_OPTION_PURGE_DELAY_MS, /* -1 never, 0 at once */
+    OBMI_OPTION_PURGE_ADVICE,   /* enum obmi_purge_advice */
+    OBMI_OPTION_ARENA_KEEP,
     OBMI_OPTION_COUNT
 } obmi_option_id;
 

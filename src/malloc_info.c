@@ -137,22 +137,12 @@ OBMI_EXPORT int malloc_info(int options, FILE *fp)
     return 0;
 }
 
-/* Gives back what is idle now: the calling thread's empty pools (cached,
- * or kept on a ring as its class's last pool), the spare arena, and
- * glibc's own free memory (its malloc_trim, with pad).
- * 1 when anything went back. Empty pools inside arenas that still serve
- * blocks stay mapped. */
+/* obm_trim (the calling thread's empty pools, every free pool's page and
+ * every entirely free arena back to the OS), then glibc's own malloc_trim
+ * with pad for what it holds. 1 when anything went back. */
 OBMI_EXPORT int malloc_trim(size_t pad)
 {
-    obmi_heap *heap = obmi_tls_heap;
-    bool released;
-    if (heap != &obmi_heap_empty) {
-        released = obmi_heap_trim(heap);
-    } else {
-        obmi_arenas_lock(&obmi_main_arenas);
-        released = obmi_arenas_release_spare(&obmi_main_arenas);
-        obmi_arenas_unlock(&obmi_main_arenas);
-    }
+    bool released = obm_trim() != 0;
     int (*libc_trim)(size_t) = (int (*)(size_t))obmi_libc_symbol("malloc_trim");
     if (libc_trim != NULL && libc_trim(pad))
         released = true;

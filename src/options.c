@@ -9,6 +9,7 @@
 #include "internal.h"
 
 static const char *const show_stats_words[] = {"0", "1", "json", NULL};
+static const char *const purge_advice_words[] = {"dontneed", "free", NULL};
 
 static const obmi_option_info option_table[OBMI_OPTION_COUNT] = {
     [OBMI_OPTION_VERBOSE] = {"OBM_VERBOSE", OBMI_OPTION_INT, 0, 0, 1, NULL,
@@ -22,6 +23,18 @@ static const obmi_option_info option_table[OBMI_OPTION_COUNT] = {
     [OBMI_OPTION_MAP] = {"OBM_MAP", OBMI_OPTION_PATH, 0, 0, 0, NULL,
                          "at exit, draw the fragmentation map (SVG) into this file; `%p` "
                          "becomes the process id"},
+    [OBMI_OPTION_PURGE_DELAY_MS] = {"OBM_PURGE_DELAY_MS", OBMI_OPTION_INT, OBMI_PURGE_DELAY_DEFAULT,
+                                    -1, 3600000, NULL,
+                                    "give a free pool's page back to the OS once it has been free "
+                                    "this long (ms); `0` at once, `-1` never"},
+    [OBMI_OPTION_PURGE_ADVICE] = {"OBM_PURGE_ADVICE", OBMI_OPTION_WORD, OBMI_PURGE_DONTNEED, 0, 1,
+                                  purge_advice_words,
+                                  "how pages go back: `dontneed` (`MADV_DONTNEED`: RSS falls at "
+                                  "once) or `free` (`MADV_FREE`: taken when the kernel needs "
+                                  "memory)"},
+    [OBMI_OPTION_ARENA_KEEP] = {"OBM_ARENA_KEEP", OBMI_OPTION_INT, 1, 0, 1024, NULL,
+                                "entirely free arenas kept mapped (their pages are purged like "
+                                "any free pool's); more are unmapped at once"},
 };
 
 static long option_values[OBMI_OPTION_COUNT];
@@ -49,7 +62,9 @@ static void option_warn(const obmi_option_info *d, const char *value)
     obmi_msg_str(&m, value);
     obmi_msg_str(&m, " (expected ");
     if (d->kind == OBMI_OPTION_INT) {
-        obmi_msg_dec(&m, (uintmax_t)d->min);
+        if (d->min < 0)
+            obmi_msg_str(&m, "-");
+        obmi_msg_dec(&m, (uintmax_t)(d->min < 0 ? -d->min : d->min));
         obmi_msg_str(&m, "..");
         obmi_msg_dec(&m, (uintmax_t)d->max);
     } else if (d->kind == OBMI_OPTION_WORD) {

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -61,6 +62,34 @@ void obmi_os_unmap(void *addr, size_t size)
         obmi_msg_emit(&m);
     }
     errno = saved;
+}
+
+/* Give pages back, keeping the mapping: MADV_DONTNEED drops them now (the
+ * next touch reads zeros), MADV_FREE lets the kernel take them when it
+ * needs memory. A kernel without MADV_FREE gets MADV_DONTNEED. */
+int obmi_os_purge(void *addr, size_t size, int advice)
+{
+    int saved = errno;
+    int rc = -1;
+#ifdef MADV_FREE
+    if (advice == OBMI_PURGE_FREE)
+        rc = madvise(addr, size, MADV_FREE);
+#endif
+    if (rc != 0)
+        rc = madvise(addr, size, MADV_DONTNEED);
+    errno = saved;
+    return rc;
+}
+
+/* Milliseconds from a monotonic clock. The coarse clock is read from the
+ * vDSO without a system call; a few milliseconds of resolution is plenty
+ * for the purge decay. */
+uint64_t obmi_os_clock_ms(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 size_t obmi_os_page_size(void)

@@ -42,8 +42,9 @@ RACY static uint32_t remote_count(const obmi_pool *pool, uint32_t limit)
     return n;
 }
 
-/* Pool i of ao; in_arena_list: it is on the arena's free list. */
-RACY static void pool_region(const obmi_arena *ao, unsigned i, bool in_arena_list, obm_region_t *r)
+/* Pool i of ao. Free pools are known from the arena's masks: a purged
+ * pool's header is not read (it is not resident). */
+RACY static void pool_region(const obmi_arena *ao, unsigned i, obm_region_t *r)
 {
     const obmi_pool *pool = (const obmi_pool *)(ao->base + (uintptr_t)i * OBMI_POOL_SIZE);
     *r = (obm_region_t){.kind = OBM_REGION_POOL,
@@ -55,7 +56,11 @@ RACY static void pool_region(const obmi_arena *ao, unsigned i, bool in_arena_lis
         r->state = OBM_POOL_UNTOUCHED;
         return;
     }
-    if (in_arena_list) {
+    if ((ao->purged >> i) & 1) {
+        r->state = OBM_POOL_PURGED;
+        return;
+    }
+    if ((ao->dirty >> i) & 1) {
         r->state = OBM_POOL_EMPTY;
         return;
     }
@@ -82,14 +87,9 @@ RACY static void pool_region(const obmi_arena *ao, unsigned i, bool in_arena_lis
  * hold OBMI_POOLS_PER_ARENA). */
 static void arena_regions(const obmi_arena *ao, obm_region_t *r, obm_region_t *pools)
 {
-    uint64_t in_list = 0;
-    unsigned n = 0;
-    for (const obmi_pool *p = ao->freepools; p != NULL && n < OBMI_POOLS_PER_ARENA;
-         p = p->nextpool, n++)
-        in_list |= UINT64_C(1) << (((uintptr_t)p - ao->base) >> OBMI_POOL_SHIFT);
     size_t serving = 0;
     for (unsigned i = 0; i < OBMI_POOLS_PER_ARENA; i++) {
-        pool_region(ao, i, (in_list >> i) & 1, &pools[i]);
+        pool_region(ao, i, &pools[i]);
         serving += pools[i].size_class >= 0;
     }
     *r = (obm_region_t){.kind = OBM_REGION_ARENA,
@@ -131,6 +131,7 @@ static void stats_add_region(const obm_region_t *r, void *arg)
         s->pools_empty++;
         s->pools_cached += r->state == OBM_POOL_CACHED;
         s->pools_untouched += r->state == OBM_POOL_UNTOUCHED;
+        s->pools_purged += r->state == OBM_POOL_PURGED;
         s->bytes_empty_pools += OBMI_POOL_SIZE;
         return;
     }
@@ -176,6 +177,10 @@ static void stats_finish_locked(const obmi_arenas *arenas, obm_stats_t *s)
     s->arenas_allocated_total = arenas->narenas_allocated_total;
     s->arenas_released_total = arenas->narenas_released_total;
     s->bytes_mapped = s->arenas_current * OBMI_ARENA_SIZE;
+    s->bytes_purged = s->pools_purged * OBMI_POOL_SIZE;
+    s->bytes_resident = s->bytes_mapped - s->bytes_purged - s->pools_untouched * OBMI_POOL_SIZE;
+    s->purges_total = arenas->purges_total;
+    s->pools_purged_total = arenas->pools_purged_total;
     const struct obmi_heap_counts *k = &heaps.counts;
     for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
         s->classes[c].mallocs = k->mallocs[c];
@@ -258,6 +263,8 @@ const obmi_stats_field obmi_stats_fields[] = {
     FIELD(pools_cached, LEVEL, "of those, empty pools a thread's heap keeps for reuse"),
     FIELD(pools_untouched, LEVEL,
           "of those, pools never used since their arena was mapped (not resident)"),
+    FIELD(pools_purged, LEVEL,
+          "of those, free pools whose page went back to the OS (not resident; reused in place)"),
     FIELD(bytes_mapped, LEVEL, "`arenas_current` × 256 KiB; the next five add up to it"),
     FIELD(bytes_in_use, LEVEL, "bytes of blocks handed out (block sizes, not requested sizes)"),
     FIELD(bytes_free_blocks, LEVEL, "bytes of free blocks in pools serving a class"),
@@ -265,6 +272,13 @@ const obmi_stats_field obmi_stats_fields[] = {
     FIELD(bytes_pool_headers, LEVEL, "64 bytes per pool serving a class"),
     FIELD(bytes_quantization, LEVEL,
           "the tail of each pool serving a class too small for one more block"),
+    FIELD(bytes_purged, LEVEL, "`pools_purged` × 4096 (part of `bytes_empty_pools`)"),
+    FIELD(bytes_resident, LEVEL,
+          "`bytes_mapped` less purged and untouched pools: the most obm's arenas hold resident"),
+    FIELD(purges_total, COUNT,
+          "`madvise` calls that gave pages back, ever (a run of adjacent "
+          "pools is one call)"),
+    FIELD(pools_purged_total, COUNT, "pools given back to the OS, ever"),
     FIELD(large_allocs_current, LEVEL,
           "blocks held from the backing allocator (requests over 512 bytes or aligned over 16)"),
     FIELD(large_bytes_current, LEVEL, "their usable bytes, as the backing allocator reports them"),

@@ -28,7 +28,7 @@
  * Structure tests rely on (tests/api/stats.c, tests/api/stats_output.sh):
  * one <g class="arena"> per arena, holding exactly one <rect> per pool whose
  * class starts with "pool" ("pool used", "pool full", "pool e" free in its
- * arena, "pool c" cached by a heap, "pool u" untouched); no other element
+ * arena, "pool c" cached by a heap, "pool u" untouched, "pool p" purged); no other element
  * has "pool" in its class.
  *
  * It is drawn from a snapshot (obmi_snapshot_take), never from the pools,
@@ -256,9 +256,7 @@ static void out_class_fill(obmi_out *o, int c, size_t used, size_t capacity)
     obmi_out_str(o, "\"");
 }
 
-/* Pools serving no class: how each is drawn and named. A purged pool
- * (free, its page handed back to the kernel) would be one more entry, white
- * with a dashed outline; the legend leaves its slot free. */
+/* Pools serving no class: how each is drawn and named. */
 typedef struct free_pool_look {
     int state;          /* enum obm_region_state */
     const char *cls;    /* the cell's class: "pool" and a letter */
@@ -273,6 +271,8 @@ static const free_pool_look free_pool_looks[] = {
      "cached: empty, held by a thread's heap"},
     {OBM_POOL_UNTOUCHED, "pool u", "#ffffff", "never used (not resident)",
      "untouched: never used, not resident"},
+    {OBM_POOL_PURGED, "pool p", "#d5ecd0", "given back to the OS",
+     "purged: free, its page given back to the OS (not resident)"},
 };
 #define NFREE_LOOKS (sizeof free_pool_looks / sizeof free_pool_looks[0])
 
@@ -428,7 +428,7 @@ static void out_legend(obmi_out *o, size_t y)
     out_text(o, NULL, GRID_X + 33 * PITCH + 6, yf + 9,
              "pale: few of the pool's blocks in use; deep: all of them");
 
-    /* Pools serving no class; a fourth slot stays free for a future state. */
+    /* Pools serving no class. */
     size_t yp = y + 80;
     out_text(o, "head", GRID_X - 10, yp + 9, "free pools");
     for (size_t i = 0; i < NFREE_LOOKS; i++) {
@@ -437,14 +437,13 @@ static void out_legend(obmi_out *o, size_t y)
         out_text(o, NULL, x + CELL + 6, yp + 9, free_pool_looks[i].legend);
     }
 
-    /* Arenas with no pool serving a class; room is left at the right for
-     * a third kind, e.g. an arena whose free pools were purged. */
+    /* Arenas with no pool serving a class. */
     size_t ya = y + 104;
     out_text(o, "head", GRID_X - 10, ya + 9, "arenas");
     static const struct {
         const char *cls, *word, *text;
     } frames[] = {
-        {"spare", "spare", "all pools free, kept for reuse"},
+        {"spare", "spare", "all pools free, kept mapped for reuse"},
         {"emptied", "empty", "no pool in use, some held by threads"},
     };
     for (size_t i = 0; i < 2; i++) {
@@ -534,7 +533,9 @@ static void out_totals(obmi_out *o, const obm_stats_t *s, size_t y)
     obmi_out_num(o, s->pools_cached, 0, true);
     obmi_out_str(o, " held by threads' heaps, ");
     obmi_out_num(o, s->pools_untouched, 0, true);
-    obmi_out_str(o, " never used</text>\n");
+    obmi_out_str(o, " never used, ");
+    obmi_out_num(o, s->pools_purged, 0, true);
+    obmi_out_str(o, " given back to the OS</text>\n");
 
     out_text(o, "head", GRID_X - 10, yc + 16, "arenas");
     out_text_open(o, NULL, GRID_X, yc + 16);

@@ -148,6 +148,10 @@ static void print_text(obmi_out *o, const obm_stats_t *s)
     out_line(o, "# pools full", s->pools_full);
     out_line(o, "# unused pools cached by heaps", s->pools_cached);
     out_line(o, "# unused pools never touched", s->pools_untouched);
+    out_line(o, "# unused pools purged", s->pools_purged);
+    out_line(o, "# bytes resident at most", s->bytes_resident);
+    out_line(o, "# pools purged total", s->pools_purged_total);
+    out_line(o, "# purge calls (madvise)", s->purges_total);
     out_line(o, "# pools taken by heaps", s->pools_taken_total);
     out_line(o, "# pools returned by heaps", s->pools_returned_total);
 

@@ -60,7 +60,7 @@ static __thread bool tls_exited __attribute__((tls_model("initial-exec")));
  * and no pool names it, so every free is remote. */
 obmi_heap obmi_heap_empty = {.usedpools = EMPTY_RINGS};
 
-obmi_arenas obmi_main_arenas = {.lock = PTHREAD_MUTEX_INITIALIZER};
+obmi_arenas obmi_main_arenas = OBMI_ARENAS_DEFAULTS;
 
 /* Under the manager lock: every heap made, and the abandoned ones. */
 static obmi_heap *all_heaps;

@@ -49,9 +49,13 @@
  *           NOTIFY so the first remote free queues it (heap.c). The next
  *           free into it moves it to the front of its ring
  *           (pool_full_to_used).
- *   EMPTY   no block in use; in its heap's small cache or on its arena's
- *           freepools list, ready to be taken again for any class
- *           (pool_used_to_empty).
+ *   EMPTY   no block in use; in its heap's small cache, or free in its
+ *           arena (a bit in the arena's `dirty` mask), ready to be taken
+ *           again for any class (pool_used_to_empty).
+ *   PURGED  free in its arena and given back to the OS (a bit in the
+ *           arena's `purged` mask): the page is not resident and its
+ *           header is not read again; taking it re-initialises it. Not a
+ *           header state: the header may read as zero (UNUSED) or stale.
  *
  *   Retire: a pool that empties while it is the only pool on its ring (full
  *   pools of the class are on no ring) stays there (state USED, ref_count
@@ -68,9 +72,26 @@
  *   (CPython's policy). nfp2lasta[n] points at the last arena in `usable`
  *   with exactly n free pools, which makes re-sorting after one pool moves
  *   O(1) (CPython bpo-37257's nfp2lasta).
- *   An arena whose 64 pools are all free is unmapped unless it is the only
- *   such arena: one empty arena is kept, so a loop at an arena boundary does
- *   not map and unmap every time (also bpo-37257).
+ *   An arena's free pools are three sets, no list: `dirty` (emptied, still
+ *   resident), `purged` (emptied, then given back), and the untouched pools
+ *   [nfresh, 64). A pool is taken from them in that order, lowest address
+ *   first, so resident pages are reused before any page is faulted in.
+ *   An arena whose 64 pools are all free is unmapped unless arena_keep
+ *   (OBM_ARENA_KEEP, default 1) such arenas are not yet kept: a loop at an
+ *   arena boundary does not map and unmap every time (also bpo-37257).
+ *
+ * PURGE (purge.c)
+ *
+ *   A free pool's page goes back to the OS with madvise, so one survivor
+ *   pins its own page, not its 256 KiB arena. Not at once (a pool emptied
+ *   now is often taken again soon): a decay in two generations, checked at
+ *   the end of each slow path that holds the manager lock, with one clock
+ *   read. Every purge_delay_ms a tick purges the pools that were already
+ *   dirty at the previous tick (dirty_old), then marks the remaining dirty
+ *   pools old; a pool is so purged after between one and two delays free,
+ *   or at the first tick after a whole delay in which nothing was dirtied.
+ *   Runs of adjacent pools go in one madvise call. Arenas with dirty pools
+ *   are on their own list, so a tick costs nothing for the others.
  *
  * ARENA MAP (arena_map.c)
  *
@@ -162,28 +183,53 @@ struct obmi_pool {
 
 struct obmi_arena {
     uintptr_t base;        /* address of pool 0; 0 when the object is free */
-    obmi_pool *freepools;  /* EMPTY pools, linked through nextpool */
-    uint32_t nfreepools;   /* EMPTY + UNUSED pools */
-    uint32_t nfresh;       /* pools [nfresh, 64) are UNUSED */
+    uint64_t dirty;        /* pools free in this arena and still resident (EMPTY) */
+    uint64_t dirty_old;    /* of dirty: already dirty at the last decay tick */
+    uint64_t purged;       /* pools free in this arena and given back to the OS */
+    uint32_t nfreepools;   /* dirty + purged + untouched pools */
+    uint32_t nfresh;       /* pools [nfresh, 64) are UNUSED (untouched) */
     obmi_arena *nextarena; /* usable list link, or free-object list link */
     obmi_arena *prevarena; /* usable list link */
     obmi_arena *allnext;   /* every arena of the manager, in creation order */
     obmi_arena *allprev;
+    obmi_arena *dirtynext; /* arenas with a dirty pool, oldest dirty first */
+    obmi_arena *dirtyprev;
     obmi_arenas *owner; /* the manager this arena belongs to */
     uint64_t serial;    /* order of creation, for reports */
 };
 
+/* How purged pages are given back (OBM_PURGE_ADVICE). */
+enum obmi_purge_advice {
+    OBMI_PURGE_DONTNEED = 0, /* MADV_DONTNEED: gone at once, zero on next touch */
+    OBMI_PURGE_FREE = 1,     /* MADV_FREE: reclaimed when the kernel needs memory */
+};
+
 /* The arena manager: every arena of a heap family and its free pools,
- * behind one mutex (obmi_arenas_lock in thread.c). */
+ * behind one mutex (obmi_arenas_lock in thread.c), and the purge policy
+ * (purge.c). */
 struct obmi_arenas {
     pthread_mutex_t lock;
     obmi_arena *usable;                              /* free pools, fewest first */
     obmi_arena *nfp2lasta[OBMI_POOLS_PER_ARENA + 1]; /* last in usable with n free */
     obmi_arena *all;                                 /* every mapped arena */
+    obmi_arena *dirty, *dirtylast;                   /* arenas with dirty pools */
+    size_t nspare;                                   /* arenas with all 64 pools free */
     size_t narenas_current;                          /* mapped now */
     size_t narenas_highwater;                        /* most mapped at once */
     size_t narenas_allocated_total;                  /* arenas mapped, ever */
     size_t narenas_released_total;                   /* arenas unmapped, ever */
+    /* purge policy, set by obmi_arenas_init or obmi_init */
+    long purge_delay_ms;     /* purge pools free this long; 0 at once, -1 never */
+    uint32_t arena_keep;     /* entirely free arenas kept mapped */
+    uint8_t purge_advice;    /* enum obmi_purge_advice */
+    bool dirtied;            /* a pool became dirty since the last decay check */
+    uint64_t (*clock)(void); /* milliseconds, monotonic; tests inject their own */
+    uint64_t next_tick_ms;   /* the next decay tick is due */
+    uint64_t last_dirtied_ms;
+    /* purge counts */
+    size_t pools_purged;       /* purged now */
+    size_t purges_total;       /* madvise calls, ever */
+    size_t pools_purged_total; /* pools purged, ever */
 };
 
 /* Heap states (thread.c). Only the holder of OWNED or CLAIMED touches the

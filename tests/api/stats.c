@@ -212,9 +212,18 @@ static bool stats_consistent(const obm_stats_t *s, char *err, size_t len)
             s->arenas_current);
     REQUIRE(s->pools_full <= s->pools_in_use, "pools_full %zu > pools_in_use %zu", s->pools_full,
             s->pools_in_use);
-    REQUIRE(s->pools_cached + s->pools_untouched <= s->pools_empty,
-            "pools cached %zu + untouched %zu > empty %zu", s->pools_cached, s->pools_untouched,
-            s->pools_empty);
+    REQUIRE(s->pools_cached + s->pools_untouched + s->pools_purged <= s->pools_empty,
+            "pools cached %zu + untouched %zu + purged %zu > empty %zu", s->pools_cached,
+            s->pools_untouched, s->pools_purged, s->pools_empty);
+    REQUIRE(s->bytes_purged == OBM_POOL_SIZE * s->pools_purged, "bytes_purged %zu",
+            s->bytes_purged);
+    REQUIRE(s->bytes_resident ==
+                s->bytes_mapped - OBM_POOL_SIZE * (s->pools_purged + s->pools_untouched),
+            "bytes_resident %zu", s->bytes_resident);
+    REQUIRE(s->pools_purged <= s->pools_purged_total, "pools_purged %zu > ever purged %zu",
+            s->pools_purged, s->pools_purged_total);
+    REQUIRE(s->purges_total >= (s->pools_purged_total + POOLS_PER_ARENA - 1) / POOLS_PER_ARENA,
+            "%zu purge calls for %zu pools", s->purges_total, s->pools_purged_total);
     REQUIRE(s->bytes_empty_pools == OBM_POOL_SIZE * s->pools_empty, "bytes_empty_pools %zu",
             s->bytes_empty_pools);
     REQUIRE(s->bytes_pool_headers == POOL_HEADER * s->pools_in_use, "bytes_pool_headers %zu",
@@ -443,7 +452,7 @@ static bool regions_match_stats(const struct regions *v, const obm_stats_t *s, c
             "%zu records for %zu arenas (expected 65 each)", v->n, s->arenas_current);
     obm_class_stats_t k[OBM_NCLASSES];
     memset(k, 0, sizeof k);
-    size_t full = 0, empty = 0, cached = 0, untouched = 0;
+    size_t full = 0, empty = 0, cached = 0, untouched = 0, purged = 0;
     for (size_t i = 0; i < v->n; i++) {
         const obm_region_t *p = &v->r[i];
         if (p->kind != OBM_REGION_POOL)
@@ -459,6 +468,7 @@ static bool regions_match_stats(const struct regions *v, const obm_stats_t *s, c
             empty++;
             cached += p->state == OBM_POOL_CACHED;
             untouched += p->state == OBM_POOL_UNTOUCHED;
+            purged += p->state == OBM_POOL_PURGED;
         }
     }
     for (unsigned c = 0; c < OBM_NCLASSES; c++) {
@@ -471,10 +481,11 @@ static bool regions_match_stats(const struct regions *v, const obm_stats_t *s, c
                 sc->blocks_in_use, sc->blocks_free, sc->blocks_remote);
     }
     REQUIRE(full == s->pools_full && empty == s->pools_empty && cached == s->pools_cached &&
-                untouched == s->pools_untouched,
-            "visit counts %zu full, %zu empty, %zu cached, %zu untouched; stats %zu, %zu, %zu, %zu",
-            full, empty, cached, untouched, s->pools_full, s->pools_empty, s->pools_cached,
-            s->pools_untouched);
+                untouched == s->pools_untouched && purged == s->pools_purged,
+            "visit counts %zu full, %zu empty, %zu cached, %zu untouched, %zu purged; stats %zu, "
+            "%zu, %zu, %zu, %zu",
+            full, empty, cached, untouched, purged, s->pools_full, s->pools_empty, s->pools_cached,
+            s->pools_untouched, s->pools_purged);
     return true;
 }
 
@@ -1602,6 +1613,10 @@ static void test_text_report(void **state)
     check_line(r, "# pools full", s.pools_full);
     check_line(r, "# unused pools cached by heaps", s.pools_cached);
     check_line(r, "# unused pools never touched", s.pools_untouched);
+    check_line(r, "# unused pools purged", s.pools_purged);
+    check_line(r, "# bytes resident at most", s.bytes_resident);
+    check_line(r, "# pools purged total", s.pools_purged_total);
+    check_line(r, "# purge calls (madvise)", s.purges_total);
     check_line(r, "# large blocks (backing allocator)", s.large_allocs_current);
     check_line(r, "# bytes in large blocks", s.large_bytes_current);
     check_line(r, "# large requests total", s.large_allocs_total);
@@ -1664,12 +1679,17 @@ static const struct {
                   TOP(pools_empty),
                   TOP(pools_cached),
                   TOP(pools_untouched),
+                  TOP(pools_purged),
                   TOP(bytes_mapped),
                   TOP(bytes_in_use),
                   TOP(bytes_free_blocks),
                   TOP(bytes_empty_pools),
                   TOP(bytes_pool_headers),
                   TOP(bytes_quantization),
+                  TOP(bytes_purged),
+                  TOP(bytes_resident),
+                  TOP(purges_total),
+                  TOP(pools_purged_total),
                   TOP(large_allocs_current),
                   TOP(large_bytes_current),
                   TOP(large_allocs_total),
@@ -1765,8 +1785,9 @@ static void test_report_formats(void **state)
     EXPECT_EQ(count_substr(cap.buf, "class=\"pool full\""), s.pools_full);
     EXPECT_EQ(count_substr(cap.buf, "class=\"pool c\""), s.pools_cached);
     EXPECT_EQ(count_substr(cap.buf, "class=\"pool u\""), s.pools_untouched);
+    EXPECT_EQ(count_substr(cap.buf, "class=\"pool p\""), s.pools_purged);
     EXPECT_EQ(count_substr(cap.buf, "class=\"pool e\""),
-              s.pools_empty - s.pools_cached - s.pools_untouched);
+              s.pools_empty - s.pools_cached - s.pools_untouched - s.pools_purged);
     for (size_t i = 0; i < 50; i++)
         obm_free(p[i]);
 }
