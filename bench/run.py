@@ -7,6 +7,10 @@ repetitions, so slow drifts of a shared machine hit every allocator alike.
 Medians are reported with their min-max spread, as ratios to glibc and to
 the best peer. Output, in --out:
 
+obm runs twice in a full run: as built ("obm") and with purging turned off
+("obm-nopurge", OBM_PURGE_DELAY_MS=-1), so the table shows what giving
+memory back costs in time and saves in memory.
+
   raw.json      every sample, plus the machine and allocator versions
   results.csv   item, metric, allocator, median, min, max, samples
   table.md      the Markdown table the README quotes
@@ -36,6 +40,9 @@ PEERS = [  # name, preload path (None: glibc itself), Debian package
     ("mimalloc", LIBDIR + "/libmimalloc.so.2", "libmimalloc2.0"),
     ("tcmalloc", LIBDIR + "/libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
 ]
+
+# obm with an option changed, run beside obm in full runs: name -> environment.
+VARIANTS = {"obm-nopurge": {"OBM_PURGE_DELAY_MS": "-1"}}
 
 # Speed benchmarks (bench/speed.cc) shown in the table: name -> label.
 SPEED_FULL = [
@@ -74,6 +81,8 @@ PAIR_CONFIGS_QUICK = [(64, "live"), (64, "alone")]
 MEM_METRICS = {
     "random90": [
         ("rss_per_live", "random sizes 8..512, 90% freed at random: RSS / live bytes", "x", 1),
+        ("rss_per_live_woken", "same, after 1 s idle and a little activity: RSS / live bytes",
+         "x", 1),
         ("rss_all_freed_kib", "same, everything freed: RSS kept", "MiB", 1 / 1024),
         # jemalloc and mimalloc (as packaged) purge on a time decay when
         # called, not while the program sleeps: 1 s idle, then 10k
@@ -83,6 +92,8 @@ MEM_METRICS = {
     "pinning": [
         ("rss_pinned_kib", "1% scattered survivors: RSS", "MiB", 1 / 1024),
         ("rss_per_live", "1% scattered survivors: RSS / live bytes", "x", 1),
+        ("rss_pinned_woken_kib", "1% scattered survivors, after 1 s idle and a little activity: "
+         "RSS", "MiB", 1 / 1024),
         ("rss_all_freed_woken_kib", "pinning, all freed, idle and a little activity: RSS",
          "MiB", 1 / 1024),
     ],
@@ -96,7 +107,8 @@ MEM_METRICS = {
     ],
 }
 COLORS = {"glibc": "#8c8c8c", "jemalloc": "#2a9d8f", "mimalloc": "#457b9d",
-          "tcmalloc": "#e9c46a", "obm": "#d62828", "pymalloc": "#6a4c93"}
+          "tcmalloc": "#e9c46a", "obm": "#d62828", "obm-nopurge": "#f4a3a3",
+          "pymalloc": "#6a4c93"}
 HIGHER_IS_BETTER = {"items/s", "Mops/s", "M objects/s", "x scaling"}
 
 
@@ -112,8 +124,8 @@ def run(cmd, env=None, timeout=1800, stdout=subprocess.PIPE):
                           text=True, timeout=timeout, check=True)
 
 
-def preload_env(path):
-    return {"LD_PRELOAD": path} if path else {}
+def preload_env(path, name=None):
+    return {**({"LD_PRELOAD": path} if path else {}), **VARIANTS.get(name, {})}
 
 
 class Samples:
@@ -150,7 +162,7 @@ def run_speed(build, allocs, quick, rep, samples):
             run([binary, "--benchmark_filter=" + pattern, "--benchmark_format=json",
                  "--benchmark_min_time=" + ("0.05" if quick else "0.2"),
                  "--benchmark_out=" + out.name, "--benchmark_out_format=json"],
-                env=preload_env(path), stdout=subprocess.DEVNULL)
+                env=preload_env(path, name), stdout=subprocess.DEVNULL)
             data = json.load(open(out.name))
         for b in data["benchmarks"]:
             if b.get("run_type") == "aggregate" or "items_per_second" not in b:
@@ -182,6 +194,8 @@ def run_instructions(build, allocs, quick, samples):
         return
     for size, mode in (PAIR_CONFIGS_QUICK if quick else PAIR_CONFIGS_FULL):
         for name, path in allocs:
+            if name in VARIANTS:
+                continue  # same instructions: a pair loop never reaches a slow path
             out = run(["bash", script, binary, path or "", str(size), mode]).stdout.split()
             samples.add("instructions", f"pair_{mode}/{size}",
                         f"instructions per malloc/free pair, {size} B, "
@@ -200,7 +214,7 @@ def run_mem(build, allocs, quick, rep, samples, series_dir):
             cmd = [binary] + (["--quick"] if quick else [])
             if prog == "churn":
                 cmd += ["--series", os.path.join(series_dir, f"churn-{name}.csv")]
-            data = json.loads(run(cmd, env=preload_env(path)).stdout.strip().splitlines()[-1])
+            data = json.loads(run(cmd, env=preload_env(path, name)).stdout.strip().splitlines()[-1])
             for key, label, unit, scale in metrics:
                 samples.add("mem/" + prog, key, label, unit, name, data[key] * scale)
         log(f"  mem {prog}: done")
@@ -222,7 +236,7 @@ def run_real(srcdir, allocs, quick, rep, samples, outputs):
     python = "/usr/bin/python3"
     script = os.path.join(srcdir, "tests", "real", "alloc_heavy.py")
     if os.path.exists(python) and os.path.exists(script):
-        rows = [(n, {"PYTHONMALLOC": "malloc", **preload_env(p)}) for n, p in allocs]
+        rows = [(n, {"PYTHONMALLOC": "malloc", **preload_env(p, n)}) for n, p in allocs]
         rows.append(("pymalloc", {}))  # CPython's own obmalloc, the reference
         for name, env in rows:
             env = {"PYTHONHASHSEED": "0", **env}
@@ -242,7 +256,7 @@ def run_real(srcdir, allocs, quick, rep, samples, outputs):
             for name, path in allocs:
                 db = os.path.join(d, f"{name}.db")
                 with open(sql) as f:
-                    secs, kib, out = timed([sqlite, db], preload_env(path), stdin=f)
+                    secs, kib, out = timed([sqlite, db], preload_env(path, name), stdin=f)
                 os.unlink(db)
                 samples.add("real", "sqlite_s", "sqlite3 workload (100k rows, indexes, VACUUM)",
                             "s", name, secs)
@@ -283,13 +297,15 @@ def write_table(rows, names, path, machine, quick):
     by = {}
     for r in rows:
         by.setdefault((r["item"], r["metric"]), {})[r["allocator"]] = r
-    peers = [n for n in names if n not in ("obm", "pymalloc")]
+    peers = [n for n in names if n not in ("obm", "pymalloc") and n not in VARIANTS]
     lines = [f"Medians of {machine['reps']} interleaved runs{' (quick subset)' if quick else ''}, "
              f"{machine['date']}, {machine['cpu']} ({machine['cores']} cores), "
              f"{machine['os']}. Lower is better unless the unit says otherwise "
              "(M objects/s, Mops/s, x scaling: higher is better).", ""]
-    header = "| benchmark | unit | " + " | ".join(names) + " | obm / glibc | obm / best peer |"
-    lines += [header, "|" + "---|" * (len(names) + 4)]
+    variants = [n for n in names if n in VARIANTS]
+    header = ("| benchmark | unit | " + " | ".join(names) + " | obm / glibc | obm / best peer |"
+              + "".join(f" obm / {v} |" for v in variants))
+    lines += [header, "|" + "---|" * (len(names) + 4 + len(variants))]
     for (item, metric), per in by.items():
         any_row = next(iter(per.values()))
         unit = any_row["unit"]
@@ -303,8 +319,12 @@ def write_table(rows, names, path, machine, quick):
             best = max(peer_vals) if higher else min(peer_vals)
             if best:
                 ratio_best = f"{per['obm']['median'] / best:.2f}"
+        ratio_variants = ""
+        for v in variants:
+            ok = "obm" in per and v in per and per[v]["median"]
+            ratio_variants += f" {per['obm']['median'] / per[v]['median']:.2f} |" if ok else "  |"
         lines.append(f"| {any_row['label']} | {unit} | " + " | ".join(cells)
-                     + f" | {ratio_glibc} | {ratio_best} |")
+                     + f" | {ratio_glibc} | {ratio_best} |" + ratio_variants)
     noisy = sorted((r for r in rows if r["n"] > 1), key=lambda r: -r["spread_pct"])[:5]
     if noisy:
         lines += ["", "Noisiest (min-max spread over the runs, % of the median): "
@@ -403,9 +423,11 @@ def make_plots(rows, alloc_names, out):
               "Instructions per malloc/free pair (callgrind; lower is better)", "instructions",
               os.path.join(out, "instructions.png"))
     plot_bars(rows, alloc_names,
-              [("mem/random90", "rss_all_freed_kib", "random90: all freed"),
+              [("mem/random90", "rss_after_free_woken_kib", "random90: 10% live, idle, woken"),
+               ("mem/random90", "rss_all_freed_kib", "random90: all freed"),
                ("mem/random90", "rss_all_freed_woken_kib", "random90: freed, idle, woken"),
                ("mem/pinning", "rss_pinned_kib", "pinning: 1% survivors"),
+               ("mem/pinning", "rss_pinned_woken_kib", "pinning: idle, woken"),
                ("mem/phased", "rss_peak_kib", "phased: peak"),
                ("mem/churn", "rss_max_kib", "churn: max")],
               "Memory: RSS in MiB (lower is better)", "MiB", os.path.join(out, "memory.png"))
@@ -473,6 +495,8 @@ def main():
             continue
         allocs.append((name, path))
     allocs.append(("obm", obm))
+    if not args.quick:
+        allocs += [(name, obm) for name in VARIANTS]
 
     os.makedirs(args.out, exist_ok=True)
     series_dir = args.out

@@ -340,11 +340,13 @@ void *obmi_heap_malloc_slow(obmi_heap *heap, unsigned c)
         return obmi_thread_malloc_first(c);
     obmi_heap_collect(heap);
     obmi_pool *pool = heap->usedpools[c];
+    bool moved = false; /* took a pool, under the lock, where the decay is checked */
     for (;;) {
         if (pool == &obmi_pool_empty) {
             pool = pool_empty_to_used(heap, c);
             if (pool == NULL)
                 return NULL;
+            moved = true;
         }
         if (pool->freeblock != NULL || pool_collect(heap, pool, 0) != 0 ||
             obmi_pool_carve(pool) != NULL)
@@ -352,6 +354,8 @@ void *obmi_heap_malloc_slow(obmi_heap *heap, unsigned c)
         pool_used_to_full(heap, pool);
         pool = heap->usedpools[c];
     }
+    if (!moved)
+        obmi_arenas_decay_due(heap->arenas);
     obmi_block *b = pool->freeblock;
     pool->freeblock = b->next;
     pool->ref_count++;

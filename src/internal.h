@@ -164,7 +164,7 @@ bool obmi_pool_check(const obmi_pool *pool);        /* invariant walker */
 #define OBMI_ARENAS_DEFAULTS                                                                       \
     {                                                                                              \
         .lock = PTHREAD_MUTEX_INITIALIZER, .purge_delay_ms = OBMI_PURGE_DELAY_DEFAULT,             \
-        .arena_keep = 1, .purge_advice = OBMI_PURGE_DONTNEED                                       \
+        .arena_keep = 1, .purge_advice = OBMI_PURGE_DONTNEED, .due_ms = UINT64_MAX                 \
     }
 
 void obmi_arenas_init(obmi_arenas *arenas);            /* OBMI_ARENAS_DEFAULTS */

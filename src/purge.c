@@ -69,6 +69,14 @@ static size_t arena_purge(obmi_arenas *arenas, obmi_arena *ao, uint64_t mask)
     return n;
 }
 
+/* Publishes when the next tick is due, for obmi_arenas_decay_due. */
+static void set_due(obmi_arenas *arenas)
+{
+    bool idle = arenas->dirty == NULL || arenas->purge_delay_ms <= 0;
+    atomic_store_explicit(&arenas->due_ms, idle ? UINT64_MAX : arenas->next_tick_ms,
+                          memory_order_relaxed);
+}
+
 size_t obmi_arenas_purge_all(obmi_arenas *arenas)
 {
     size_t n = 0;
@@ -79,6 +87,7 @@ size_t obmi_arenas_purge_all(obmi_arenas *arenas)
         ao = next;
     }
     arenas->dirtied = false;
+    set_due(arenas);
     return n;
 }
 
@@ -106,26 +115,45 @@ static void decay_tick(obmi_arenas *arenas, uint64_t now)
     arenas->next_tick_ms = now + delay;
 }
 
+/* Under the lock; now is the time read by the caller, or 0 to read it
+ * here if needed. */
+static void decay_locked(obmi_arenas *arenas, uint64_t now)
+{
+    long delay = arenas->purge_delay_ms;
+    if (arenas->dirty != NULL && delay == 0) {
+        obmi_arenas_purge_all(arenas);
+    } else if (arenas->dirty != NULL && delay > 0) {
+        if (now == 0)
+            now = clock_now(arenas);
+        if (arenas->dirtied)
+            arenas->last_dirtied_ms = now;
+        if (now >= arenas->next_tick_ms)
+            decay_tick(arenas, now);
+    }
+    arenas->dirtied = false;
+    set_due(arenas);
+}
+
 /* At the end of a slow path, under the lock: one clock read at most, and
  * none while no pool is dirty. */
 void obmi_arenas_decay(obmi_arenas *arenas)
 {
-    long delay = arenas->purge_delay_ms;
-    if (arenas->dirty == NULL || delay < 0) {
-        arenas->dirtied = false;
+    decay_locked(arenas, 0);
+}
+
+/* A slow path that holds no lock: one atomic load while nothing is dirty;
+ * else one clock read, and the lock only when a tick is due. */
+void obmi_arenas_decay_due(obmi_arenas *arenas)
+{
+    uint64_t due = atomic_load_explicit(&arenas->due_ms, memory_order_relaxed);
+    if (OBMI_LIKELY(due == UINT64_MAX))
         return;
-    }
-    if (delay == 0) {
-        obmi_arenas_purge_all(arenas);
-        return;
-    }
     uint64_t now = clock_now(arenas);
-    if (arenas->dirtied) {
-        arenas->last_dirtied_ms = now;
-        arenas->dirtied = false;
-    }
-    if (now >= arenas->next_tick_ms)
-        decay_tick(arenas, now);
+    if (now < due)
+        return;
+    obmi_arenas_lock(arenas);
+    decay_locked(arenas, now);
+    obmi_arenas_unlock(arenas);
 }
 
 bool obmi_arenas_trim(obmi_arenas *arenas)

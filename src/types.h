@@ -92,6 +92,11 @@
  *   or at the first tick after a whole delay in which nothing was dirtied.
  *   Runs of adjacent pools go in one madvise call. Arenas with dirty pools
  *   are on their own list, so a tick costs nothing for the others.
+ *   A malloc slow path that moved no pool (carving, moving to the next
+ *   pool of its ring) checks too, without the lock: one atomic load of
+ *   due_ms (UINT64_MAX while no pool is dirty), then one clock read, and
+ *   the lock only when a tick is due. So a program that keeps allocating
+ *   but no longer frees whole pools still has its free pools purged.
  *
  * ARENA MAP (arena_map.c)
  *
@@ -226,6 +231,8 @@ struct obmi_arenas {
     uint64_t (*clock)(void); /* milliseconds, monotonic; tests inject their own */
     uint64_t next_tick_ms;   /* the next decay tick is due */
     uint64_t last_dirtied_ms;
+    _Atomic uint64_t due_ms; /* next_tick_ms, or UINT64_MAX when no tick is needed: read
+                                without the lock by obmi_arenas_decay_due */
     /* purge counts */
     size_t pools_purged;       /* purged now */
     size_t purges_total;       /* madvise calls, ever */

@@ -4,11 +4,10 @@
  * bytes, touching every byte; frees 99% of them, in a random order, keeping
  * every 100th object by allocation order (objects 0, 100, 200, ...), so the
  * survivors are spread evenly over all the memory the heap took: each one
- * can hold a page, a pool, a slab or an arena alive. Then frees the
- * survivors too, sleeps (1 s; --idle-ms N) for the allocators that return
- * memory on a time decay (jemalloc, mimalloc), and then does a little
- * allocation work, since those built without a background thread act on the
- * decay only when called.
+ * can hold a page, a pool, a slab or an arena alive. Sleeps (1 s; --idle-ms
+ * N) and does a little allocation work, for the allocators that return
+ * memory on a time decay (obm, jemalloc, mimalloc), which act on it only
+ * when called. Then frees the survivors too, and sleeps and works again.
  *
  *   obm-mem-pinning [--quick] [--seed N] [--idle-ms N]
  *
@@ -25,6 +24,9 @@
  *                           taken off rss_pinned_kib first
  *   rss_pinned_frac         rss_pinned_kib / rss_after_alloc_kib: the share
  *                           of the full heap's footprint still resident
+ *   rss_pinned_woken_kib    VmRSS after the idle pause and a little activity
+ *                           (mem_wake) that follow the 99% free
+ *   rss_per_live_woken      rss_pinned_woken_kib * 1024 / live_bytes
  *   rss_all_freed_kib       VmRSS right after the survivors are freed too
  *   rss_all_freed_idle_kib  VmRSS after the idle pause that follows
  *   rss_all_freed_woken_kib VmRSS after a little activity that follows the
@@ -81,6 +83,9 @@ int main(int argc, char **argv)
     uint64_t live_bytes = 0;
     for (size_t i = 0; i < n; i += KEEP_EVERY)
         live_bytes += sizes[i];
+    mem_sleep_ms(args.idle_ms);
+    mem_wake(wake, &rng);
+    long rss_pinned_woken = mem_rss_kib();
 
     for (size_t i = 0; i < n; i += KEEP_EVERY)
         free(ptrs[i]);
@@ -104,6 +109,8 @@ int main(int argc, char **argv)
         "rss_per_live_net",
         mem_ratio((rss_pinned - rss_baseline - mem_harness_kib()) * 1024.0, (double)live_bytes), 4);
     mem_json_num("rss_pinned_frac", mem_ratio((double)rss_pinned, (double)rss_after_alloc), 4);
+    mem_json_int("rss_pinned_woken_kib", rss_pinned_woken);
+    mem_json_num("rss_per_live_woken", mem_ratio(rss_pinned_woken * 1024.0, (double)live_bytes), 4);
     mem_json_int("rss_all_freed_kib", rss_all_freed);
     mem_json_int("rss_all_freed_idle_kib", rss_all_freed_idle);
     mem_json_int("rss_all_freed_woken_kib", rss_all_freed_woken);

@@ -3,10 +3,10 @@
  * Allocates 2,000,000 objects (--quick: 200,000) of sizes uniform in 8..512
  * bytes, touching every byte; frees 90% of them, chosen by a shuffled index
  * (a random permutation of all the objects: the first 90% are freed, in that
- * order); keeps the other 10%. Then frees the survivors too, sleeps (1 s;
- * --idle-ms N) for the allocators that return memory on a time decay
- * (jemalloc, mimalloc), and then does a little allocation work, since those
- * built without a background thread act on the decay only when called.
+ * order); keeps the other 10%, sleeps (1 s; --idle-ms N) and does a little
+ * allocation work, for the allocators that return memory on a time decay
+ * (obm, jemalloc, mimalloc), which act on it only when called. Then frees
+ * the survivors too, and sleeps and works again.
  *
  *   obm-mem-random90 [--quick] [--seed N] [--idle-ms N]
  *
@@ -21,6 +21,9 @@
  *   rss_per_live            rss_after_free_kib * 1024 / live_bytes
  *   rss_per_live_net        the same with rss_baseline_kib and harness_kib
  *                           taken off rss_after_free_kib first
+ *   rss_after_free_woken_kib  VmRSS after the idle pause and a little
+ *                           activity (mem_wake) that follow the 90% free
+ *   rss_per_live_woken      rss_after_free_woken_kib * 1024 / live_bytes
  *   rss_all_freed_kib       VmRSS right after the survivors are freed too
  *   rss_all_freed_idle_kib  VmRSS after the idle pause that follows
  *   rss_all_freed_woken_kib VmRSS after a little activity that follows the
@@ -72,6 +75,9 @@ int main(int argc, char **argv)
     uint64_t live_bytes = 0;
     for (size_t k = nfree; k < n; k++)
         live_bytes += sizes[order[k]];
+    mem_sleep_ms(args.idle_ms);
+    mem_wake(wake, &rng);
+    long rss_after_free_woken = mem_rss_kib();
 
     for (size_t k = nfree; k < n; k++)
         free(ptrs[order[k]]);
@@ -95,6 +101,9 @@ int main(int argc, char **argv)
         "rss_per_live_net",
         mem_ratio((rss_after_free - rss_baseline - mem_harness_kib()) * 1024.0, (double)live_bytes),
         4);
+    mem_json_int("rss_after_free_woken_kib", rss_after_free_woken);
+    mem_json_num("rss_per_live_woken", mem_ratio(rss_after_free_woken * 1024.0, (double)live_bytes),
+                 4);
     mem_json_int("rss_all_freed_kib", rss_all_freed);
     mem_json_int("rss_all_freed_idle_kib", rss_all_freed_idle);
     mem_json_int("rss_all_freed_woken_kib", rss_all_freed_woken);
