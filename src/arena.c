@@ -237,18 +237,36 @@ void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool)
         arenas->nfp2lasta[nf + 1] = ao;
 }
 
-/* Unmap every arena whose pools are all free (the spares): how many. */
-size_t obmi_arenas_release_empty(obmi_arenas *arenas)
+/* Unmap entirely free arenas (spares, at the tail of `usable`) until at
+ * most keep are left: how many went. */
+static size_t release_spares(obmi_arenas *arenas, size_t keep)
 {
     size_t n = 0;
     obmi_arena *spare;
-    while ((spare = arenas->nfp2lasta[OBMI_POOLS_PER_ARENA]) != NULL) {
+    while (arenas->nspare > keep && (spare = arenas->nfp2lasta[OBMI_POOLS_PER_ARENA]) != NULL) {
         arena_unlink_usable(arenas, spare);
         arena_empty_to_released(arenas, spare);
         arenas->nspare--;
         n++;
     }
     return n;
+}
+
+/* Unmap every arena whose pools are all free (the spares): how many. */
+size_t obmi_arenas_release_empty(obmi_arenas *arenas)
+{
+    return release_spares(arenas, 0);
+}
+
+/* The purge policy, from the options: arenas may exist already (malloc can
+ * run before the constructor), so spares beyond the new keep go now. */
+void obmi_arenas_configure(obmi_arenas *arenas, long purge_delay_ms, unsigned advice, uint32_t keep)
+{
+    arenas->purge_delay_ms = purge_delay_ms;
+    arenas->purge_advice = (uint8_t)advice;
+    arenas->arena_keep = keep;
+    release_spares(arenas, keep);
+    obmi_arenas_decay(arenas);
 }
 
 /* ---- invariant walkers ---- */

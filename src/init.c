@@ -31,9 +31,9 @@ void obmi_init(void)
         return;
     obmi_options_init();
     obmi_arenas_lock(&obmi_main_arenas);
-    obmi_main_arenas.purge_delay_ms = obmi_option(OBMI_OPTION_PURGE_DELAY_MS);
-    obmi_main_arenas.purge_advice = (uint8_t)obmi_option(OBMI_OPTION_PURGE_ADVICE);
-    obmi_main_arenas.arena_keep = (uint32_t)obmi_option(OBMI_OPTION_ARENA_KEEP);
+    obmi_arenas_configure(&obmi_main_arenas, obmi_option(OBMI_OPTION_PURGE_DELAY_MS),
+                          (unsigned)obmi_option(OBMI_OPTION_PURGE_ADVICE),
+                          (uint32_t)obmi_option(OBMI_OPTION_ARENA_KEEP));
     obmi_arenas_unlock(&obmi_main_arenas);
     obmi_backing_init();
     obmi_thread_init();

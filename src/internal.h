@@ -171,6 +171,8 @@ void obmi_arenas_init(obmi_arenas *arenas);            /* OBMI_ARENAS_DEFAULTS *
 obmi_pool *obmi_arenas_take_pool(obmi_arenas *arenas); /* NULL + ENOMEM */
 void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool);
 size_t obmi_arenas_release_empty(obmi_arenas *arenas); /* unmaps every spare: how many */
+void obmi_arenas_configure(obmi_arenas *arenas, long purge_delay_ms, unsigned advice,
+                           uint32_t keep); /* the policy; spares beyond keep go */
 bool obmi_arena_check(const obmi_arena *arena);
 bool obmi_arenas_check(const obmi_arenas *arenas);
 size_t obmi_arenas_count_usable(const obmi_arenas *arenas);
@@ -179,7 +181,8 @@ size_t obmi_arenas_count_usable(const obmi_arenas *arenas);
 
 void obmi_purge_list_add(obmi_arenas *arenas, obmi_arena *ao); /* ao got a dirty pool */
 void obmi_purge_list_remove(obmi_arenas *arenas, obmi_arena *ao);
-void obmi_arenas_decay(obmi_arenas *arenas);       /* end of a slow path: purge what is due */
+void obmi_arenas_decay(obmi_arenas *arenas);     /* end of a locked slow path: purge what is due */
+void obmi_arenas_decay_due(obmi_arenas *arenas); /* a slow path without the lock: the same */
 size_t obmi_arenas_purge_all(obmi_arenas *arenas); /* every dirty pool: how many */
 bool obmi_arenas_trim(obmi_arenas *arenas);        /* every spare and dirty pool: any? */
 

@@ -1,7 +1,7 @@
 # Unit tests: reach obm's internals through the core convenience library.
 if HAVE_CMOCKA
 UNIT_TESTS = tests/unit/test_size_class tests/unit/test_pool tests/unit/test_arena \
-	tests/unit/test_arena_map tests/unit/test_heap tests/unit/test_remote
+	tests/unit/test_arena_map tests/unit/test_heap tests/unit/test_remote tests/unit/test_purge
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 INTERNAL_TESTS += $(UNIT_TESTS)
@@ -31,4 +31,8 @@ tests_unit_test_remote_SOURCES = tests/unit/test_remote.c tests/unit/unit.h test
 tests_unit_test_remote_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_remote_LDADD = $(UNIT_LDADD)
 tests_unit_test_remote_LDFLAGS = $(UNIT_LINKFLAGS)
+tests_unit_test_purge_SOURCES = tests/unit/test_purge.c tests/unit/unit.h tests/testutil.h
+tests_unit_test_purge_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_purge_LDADD = $(UNIT_LDADD)
+tests_unit_test_purge_LDFLAGS = $(UNIT_LINKFLAGS)
 endif
