@@ -3,10 +3,12 @@
  *
  * The manager's `dirty` list holds the arenas with a dirty pool in the
  * order they got their first one. A tick walks it; arenas with no dirty
- * pool cost nothing. Everything here runs under the manager's lock, at
- * the end of a slow path that took it anyway (obmi_arenas_decay), so the
- * madvise calls are made with the lock held: a purge round is bounded by
- * the pools that went free in the two delays before it. */
+ * pool cost nothing. Everything here runs under the manager's lock: at the
+ * end of a slow path that took it anyway (obmi_arenas_decay), or taken by
+ * a malloc slow path that found a tick due (obmi_arenas_decay_due, the
+ * only reader without the lock, of due_ms). The madvise calls are made
+ * with the lock held: a purge round is bounded by the pools that went free
+ * in the two delays before it. */
 #include "internal.h"
 
 void obmi_purge_list_add(obmi_arenas *arenas, obmi_arena *ao)
@@ -54,9 +56,9 @@ static size_t arena_purge(obmi_arenas *arenas, obmi_arena *ao, uint64_t mask)
         unsigned start = (unsigned)__builtin_ctzll(run);
         size_t count = (size_t)__builtin_popcountll(run);
         void *addr = (void *)(ao->base + (uintptr_t)start * OBMI_POOL_SIZE);
-        arenas->purges_total++;
         if (obmi_os_purge(addr, count * OBMI_POOL_SIZE, arenas->purge_advice) != 0)
             continue; /* they stay dirty, to be tried again */
+        arenas->purges_total++;
         ao->dirty &= ~run;
         ao->dirty_old &= ~run;
         ao->purged |= run;

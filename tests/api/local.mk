@@ -131,3 +131,32 @@ tests_api_stats_obm_CFLAGS = $(TEST_CFLAGS)
 tests_api_stats_obm_LDADD = $(API_OBM_LIBS) $(PTHREAD_LIBS)
 tests_api_stats_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
 endif
+
+# Purge (tests/api/purge.c, built three ways): purge_obm holds the cases
+# that measure no residency (obm_trim's return, the purge delay in fresh
+# processes, pools reused after their purge), so it runs under valgrind and
+# the sanitizers too; purge_rss_obm holds the one that reads RSS and
+# mincore, which valgrind and ASan change, so it stays out of
+# INTERNAL_TESTS (as rss_obm does); purge_plain, run only with the drop-in
+# preloaded (purge_preload.sh), holds both. purge_stress.sh runs the
+# threaded stress programs with every free pool purged at once
+# (OBM_PURGE_DELAY_MS=0).
+if HAVE_CMOCKA
+API_OBM_TESTS += tests/api/purge_obm
+API_PURGE_TESTS = tests/api/purge_rss_obm tests/api/purge_preload.sh tests/api/purge_stress.sh
+check_PROGRAMS += tests/api/purge_rss_obm tests/api/purge_plain
+TESTS += $(API_PURGE_TESTS)
+dist_check_SCRIPTS += tests/api/purge_preload.sh tests/api/purge_stress.sh
+
+tests_api_purge_obm_SOURCES = tests/api/purge.c tests/api/api.h
+tests_api_purge_obm_CFLAGS = $(TEST_CFLAGS) -DPURGE_CASES=1
+tests_api_purge_obm_LDADD = $(API_OBM_LIBS) $(PTHREAD_LIBS)
+tests_api_purge_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
+tests_api_purge_rss_obm_SOURCES = $(tests_api_purge_obm_SOURCES)
+tests_api_purge_rss_obm_CFLAGS = $(TEST_CFLAGS) -DPURGE_CASES=2
+tests_api_purge_rss_obm_LDADD = $(API_OBM_LIBS)
+tests_api_purge_rss_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
+tests_api_purge_plain_SOURCES = $(tests_api_purge_obm_SOURCES)
+tests_api_purge_plain_CFLAGS = $(API_PLAIN_FLAGS)
+tests_api_purge_plain_LDADD = $(API_PLAIN_LIBS) $(PTHREAD_LIBS)
+endif
