@@ -73,6 +73,13 @@ int obm_owns(const void *ptr);
  * theirs. Returns 1 when anything was given back, else 0. */
 int obm_trim(void);
 
+/* Changes the purge policy at run time, as the same variables do at
+ * start-up (README.md, "Options"): name is "OBM_PURGE_DELAY_MS",
+ * "OBM_PURGE_ADVICE" or "OBM_ARENA_KEEP", value as in the environment,
+ * e.g. obm_option_set("OBM_PURGE_DELAY_MS", "-1"). 0, or EINVAL (nothing
+ * changed) for another name or a value out of range. */
+int obm_option_set(const char *name, const char *value);
+
 /* Event counters, summed over every heap. Each heap counts its own events
  * and only its owning thread writes them, so malloc and free share no
  * counter; the sum is exact when no other thread is running. A free by a

@@ -379,6 +379,7 @@ const char *obmi_option_path(obmi_option_id id); /* NULL when unset */
 void obmi_options_init(void);                    /* reads OBM_* from the environment */
 size_t obmi_options_count(void);
 const obmi_option_info *obmi_options_describe(size_t i);
+bool obmi_option_parse(const char *name, const char *value, obmi_option_id *id, long *v);
 
 /* ---- api.c: the public functions, hidden aliases for override.c ---- */
 

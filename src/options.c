@@ -1,7 +1,8 @@
 /* Run-time options: one table (name, kind, default, accepted values, doc)
  * drives the environment parser and the README's table
  * (tests/checks/options_doc.sh checks the README against the table).
- * Read once, by the constructor; never written after. */
+ * Read once, by the constructor; the purge options may be changed later
+ * by obm_option_set (api.c), under the arena manager's lock. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +86,7 @@ static bool parse_int(const obmi_option_info *d, const char *s, long *v)
     int saved = errno;
     errno = 0;
     *v = strtol(s, &end, 10);
-    bool ok = errno == 0 && *end == '\0' && *v >= d->min && *v <= d->max;
+    bool ok = errno == 0 && end != s && *end == '\0' && *v >= d->min && *v <= d->max;
     errno = saved;
     return ok;
 }
@@ -123,6 +124,21 @@ void obmi_options_init(void)
         if (!ok)
             option_warn(d, s);
     }
+}
+
+/* A value for option `name` given at run time (obm_option_set): its id
+ * and value, or false when the name is unknown or the value out of range.
+ * Paths are not taken at run time. */
+bool obmi_option_parse(const char *name, const char *value, obmi_option_id *id, long *v)
+{
+    for (int i = 0; i < OBMI_OPTION_COUNT; i++) {
+        const obmi_option_info *d = &option_table[i];
+        if (strcmp(name, d->name) != 0 || d->kind == OBMI_OPTION_PATH)
+            continue;
+        *id = (obmi_option_id)i;
+        return d->kind == OBMI_OPTION_INT ? parse_int(d, value, v) : parse_word(d, value, v);
+    }
+    return false;
 }
 
 /* For the options_table tool (the README's table). */

@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -58,6 +59,24 @@
 static inline size_t page_size(void)
 {
     return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Resident bytes, from /proc/self/statm's second field, without
+ * allocating (open, read, strtoul); 0 when it cannot be read. */
+static inline size_t rss_bytes(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY);
+    ssize_t len = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+    if (fd >= 0)
+        close(fd);
+    if (len <= 0)
+        return 0;
+    buf[len] = '\0';
+    char *end;
+    strtoul(buf, &end, 10); /* size */
+    unsigned long resident = strtoul(end, &end, 10);
+    return *end == ' ' ? resident * page_size() : 0;
 }
 
 /* The value of x, hidden from the optimiser. */

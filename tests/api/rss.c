@@ -58,23 +58,13 @@ enum {
     RSS_CONTENTS = 3, /* a block's words changed before its free */
 };
 
-/* Resident bytes, from /proc/self/statm's second field; no allocation. */
+/* Resident bytes now; a child that cannot read them exits. */
 static size_t rss_now(void)
 {
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    ssize_t len = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-    if (fd >= 0)
-        close(fd);
-    if (len <= 0)
+    size_t rss = rss_bytes();
+    if (rss == 0)
         _exit(RSS_SETUP);
-    buf[len] = '\0';
-    char *end;
-    strtoul(buf, &end, 10); /* size */
-    unsigned long resident = strtoul(end, &end, 10);
-    if (*end != ' ')
-        _exit(RSS_SETUP);
-    return resident * page_size();
+    return rss;
 }
 
 static uintptr_t arena_of(uintptr_t p)

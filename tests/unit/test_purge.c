@@ -70,6 +70,14 @@ static obmi_pool *take(obmi_arenas *a, unsigned c)
     return pool;
 }
 
+/* n pools in service (class 0), from one fresh arena: its object. */
+static obmi_arena *take_n(obmi_arenas *a, obmi_pool **p, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = take(a, 0);
+    return p[0]->arena;
+}
+
 static void give(obmi_arenas *a, obmi_pool *pool)
 {
     obmi_arenas_return_pool(a, pool);
@@ -141,9 +149,7 @@ static void test_decay_two_generations(void **state)
     obmi_arenas a;
     manager_init(&a, 50);
     obmi_pool *p[8];
-    for (int i = 0; i < 8; i++)
-        p[i] = take(&a, 0);
-    obmi_arena *ao = p[0]->arena;
+    obmi_arena *ao = take_n(&a, p, 8);
     decay_at(&a, 1000);
     assert_int_equal(clock_reads, 0); /* nothing dirty: the clock is not read */
 
@@ -200,9 +206,7 @@ static void test_decay_retaken_pool_starts_over(void **state)
     obmi_arenas a;
     manager_init(&a, 50);
     obmi_pool *p[4];
-    for (int i = 0; i < 4; i++)
-        p[i] = take(&a, 0);
-    obmi_arena *ao = p[0]->arena;
+    obmi_arena *ao = take_n(&a, p, 4);
     give(&a, p[1]);
     decay_at(&a, 1000); /* first tick: p1 old */
     expect_masks(ao, bit(1), bit(1), 0);
@@ -237,9 +241,7 @@ static void test_decay_idle_rule(void **state)
         obmi_arenas a;
         manager_init(&a, 50);
         obmi_pool *p[4];
-        for (int i = 0; i < 4; i++)
-            p[i] = take(&a, 0);
-        obmi_arena *ao = p[0]->arena;
+        obmi_arena *ao = take_n(&a, p, 4);
         give(&a, p[0]);
         decay_at(&a, 1000);
         give(&a, p[1]);
@@ -271,9 +273,7 @@ static void test_delay_zero_purges_at_once(void **state)
     obmi_arenas a;
     manager_init(&a, 0);
     obmi_pool *p[4];
-    for (int i = 0; i < 4; i++)
-        p[i] = take(&a, 0);
-    obmi_arena *ao = p[0]->arena;
+    obmi_arena *ao = take_n(&a, p, 4);
     give(&a, p[1]);
     expect_masks(ao, bit(1), 0, 0); /* not before the decay */
     expect_counts(&a, 0, 0, 0);
@@ -300,9 +300,7 @@ static void test_delay_never_but_trim(void **state)
     obmi_arenas a;
     manager_init(&a, -1);
     obmi_pool *p[4];
-    for (int i = 0; i < 4; i++)
-        p[i] = take(&a, 0);
-    obmi_arena *ao = p[0]->arena;
+    obmi_arena *ao = take_n(&a, p, 4);
     give(&a, p[1]);
     give(&a, p[2]);
     for (int i = 0; i < 1000; i++) {
@@ -351,9 +349,7 @@ static void test_adjacent_pools_one_madvise(void **state)
     obmi_arenas a;
     manager_init(&a, 0);
     obmi_pool *p[16];
-    for (int i = 0; i < 16; i++)
-        p[i] = take(&a, 0);
-    obmi_arena *ao = p[0]->arena;
+    obmi_arena *ao = take_n(&a, p, 16);
     const int order[] = {5, 3, 1, 4, 2};
     for (int i = 0; i < 5; i++)
         give(&a, p[order[i]]);
