@@ -151,6 +151,15 @@ static char why[1024];
         }                                                                                          \
     } while (0)
 
+/* A cmocka case that runs name(), a bool function of the REQUIREs above. */
+#define CASE(name)                                                                                 \
+    static void test_##name(void **state)                                                          \
+    {                                                                                              \
+        (void)state;                                                                               \
+        if (!name())                                                                               \
+            fail_msg("%s", why);                                                                   \
+    }
+
 static obm_stats_t stats_now(void)
 {
     obm_stats_t s = {.size = sizeof s};
@@ -545,12 +554,7 @@ static bool trim_return(void)
     return true;
 }
 
-static void test_trim_return(void **state)
-{
-    (void)state;
-    if (!trim_return())
-        fail_msg("%s", why);
-}
+CASE(trim_return)
 
 /* Pools emptied by the first set that the second took again: how many of
  * the pools in was[] (count n) hold blocks of b. */
@@ -605,12 +609,7 @@ static bool trim_then_reuse(void)
     return true;
 }
 
-static void test_trim_then_reuse(void **state)
-{
-    (void)state;
-    if (!trim_then_reuse())
-        fail_msg("%s", why);
-}
+CASE(trim_then_reuse)
 
 #ifdef OBM_API_PRELOAD
 static bool malloc_trim_purges(void)
