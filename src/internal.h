@@ -136,17 +136,25 @@ static inline uint32_t obmi_pool_max_offset(unsigned c)
 }
 
 /* True when p is the start of a block that was carved in a pool in service
- * (USED or FULL). Does not tell a free block from a live one. */
-static inline bool obmi_pool_is_block_start(const obmi_pool *pool, const void *p)
+ * (USED or FULL), ci being the pool's class (the statistics walk passes the
+ * one it read once, without a lock). Does not tell a free block from a
+ * live one. */
+static inline bool obmi_pool_is_block_start_of(const obmi_pool *pool, const void *p,
+                                               const obmi_class_info *ci)
 {
     uint32_t rel = (uint32_t)((uintptr_t)p - (uintptr_t)pool) - OBMI_POOL_HEADER;
-    const obmi_class_info *ci = &obmi_classes[pool->szidx & (OBMI_NCLASSES - 1)];
     /* carved is 0 in an UNUSED (all-zero) or EMPTY pool: nothing is
      * allocated there, so one test covers the state as well. */
     if (OBMI_UNLIKELY(rel >= __atomic_load_n(&pool->carved, __ATOMIC_RELAXED)))
         return false; /* in the header (rel wrapped) or past the carved blocks */
     uint32_t q = (uint32_t)(((uint64_t)rel * ci->recip) >> 32);
     return q * ci->size == rel;
+}
+
+/* The same, for the pool's own class. */
+static inline bool obmi_pool_is_block_start(const obmi_pool *pool, const void *p)
+{
+    return obmi_pool_is_block_start_of(pool, p, &obmi_classes[pool->szidx & (OBMI_NCLASSES - 1)]);
 }
 
 void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap);

@@ -30,12 +30,13 @@
  * and reuse its blocks at any moment, so every link is checked to be a
  * block start in this pool before it is followed, and the count is
  * bounded: while threads run it is an estimate, never a wild read. */
-RACY static uint32_t remote_count(const obmi_pool *pool, uint32_t limit)
+RACY static uint32_t remote_count(const obmi_pool *pool, const obmi_class_info *ci, uint32_t limit)
 {
     uintptr_t head = atomic_load_explicit(&pool->remote, memory_order_acquire);
     const obmi_block *b = (const obmi_block *)(head & ~OBMI_REMOTE_FLAGS);
     uint32_t n = 0;
-    while (b != NULL && n < limit && obmi_pool_of(b) == pool && obmi_pool_is_block_start(pool, b)) {
+    while (b != NULL && n < limit && obmi_pool_of(b) == pool &&
+           obmi_pool_is_block_start_of(pool, b, ci)) {
         n++;
         b = READ_RACY(b->next);
     }
@@ -74,7 +75,7 @@ RACY static void pool_region(const obmi_arena *ao, unsigned i, obm_region_t *r)
     uint32_t ref = READ_RACY(pool->ref_count);
     if (ref > ci->nblocks)
         ref = ci->nblocks;
-    uint32_t remote = remote_count(pool, ref);
+    uint32_t remote = remote_count(pool, ci, ref); /* ci: from the class read once above */
     r->size_class = (int)c;
     r->block_size = ci->size;
     r->capacity = ci->nblocks;
