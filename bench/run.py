@@ -106,7 +106,7 @@ MEM_METRICS = {
         ("rss_growth_kib", "server-like churn: RSS drift after warm-up", "MiB", 1 / 1024),
     ],
 }
-COLORS = {"glibc": "#8c8c8c", "jemalloc": "#2a9d8f", "mimalloc": "#457b9d",
+COLORS = {"obm-linked": "#7a0f0f", "glibc": "#8c8c8c", "jemalloc": "#2a9d8f", "mimalloc": "#457b9d",
           "tcmalloc": "#e9c46a", "obm": "#d62828", "obm-nopurge": "#f4a3a3",
           "pymalloc": "#6a4c93"}
 HIGHER_IS_BETTER = {"items/s", "Mops/s", "M objects/s", "x scaling"}
@@ -266,6 +266,54 @@ def run_real(srcdir, allocs, quick, rep, samples, outputs):
         log("  sqlite3: done")
 
 
+def run_runtimes(build, srcdir, allocs, quick, rep, samples, outputs, out_dir):
+    """The runtimes of bench/runtimes: CPython embedded (bench/obm-python)
+    with pymalloc, with PYTHONMALLOC=malloc under every allocator, and with
+    obm as its object allocator ("obm-linked"); Lua 5.4 (bench/obm-lua)
+    with its default allocator under every allocator, and with obm as its
+    lua_Alloc. obm-linked runs write obm's report at exit into out_dir."""
+    scale = "0.3" if quick else "1"
+    wdir = os.path.join(srcdir, "bench", "runtimes")
+    host = os.path.join(build, "bench", "obm-python")
+    if os.path.exists(host):
+        rows = [(n, {"PYTHONMALLOC": "malloc", "OBM_PYTHON_ALLOCATOR": "python",
+                     **preload_env(p, n)}) for n, p in allocs if n not in VARIANTS]
+        rows += [("pymalloc", {"OBM_PYTHON_ALLOCATOR": "python"}),
+                 ("obm-linked", {"OBM_PYTHON_ALLOCATOR": "obm"})]
+        for name, env in rows:
+            env = {"PYTHONHASHSEED": "0", **env}
+            if name == "obm-linked" and rep == 0:
+                env.update(OBM_SHOW_STATS="1",
+                           OBM_STATS_FILE=os.path.join(out_dir, "runtime-python-obm-stats.txt"))
+            secs, kib, out = timed([host, "-s", os.path.join(wdir, "workload.py"), scale], env)
+            samples.add("runtimes", "python_s", "CPython embedded (libpython), workload.py", "s",
+                        name, secs)
+            samples.add("runtimes", "python_rss", "CPython embedded: peak RSS", "MiB", name,
+                        kib / 1024)
+            outputs.setdefault("runtime-python", {})[name] = out
+        log("  CPython host: done")
+    else:
+        log("runtimes: CPython host not built (apt-get install python3-dev, then re-run configure)")
+    host = os.path.join(build, "bench", "obm-lua")
+    if os.path.exists(host):
+        script = os.path.join(wdir, "workload.lua")
+        rows = [(n, ["--default-alloc"], preload_env(p, n)) for n, p in allocs
+                if n not in VARIANTS]
+        rows.append(("obm-linked", [], {}))
+        for name, flags, env in rows:
+            if name == "obm-linked" and rep == 0:
+                env = dict(OBM_SHOW_STATS="1",
+                           OBM_STATS_FILE=os.path.join(out_dir, "runtime-lua-obm-stats.txt"))
+            secs, kib, out = timed([host] + flags + [script, scale], env)
+            samples.add("runtimes", "lua_s", "Lua 5.4, workload.lua (default: realloc-based)",
+                        "s", name, secs)
+            samples.add("runtimes", "lua_rss", "Lua 5.4: peak RSS", "MiB", name, kib / 1024)
+            outputs.setdefault("runtime-lua", {})[name] = out
+        log("  Lua host: done")
+    else:
+        log("runtimes: Lua host not built (apt-get install liblua5.4-dev, then re-run configure)")
+
+
 # ---- reporting ----
 
 def summarise(samples, allocs):
@@ -297,15 +345,17 @@ def write_table(rows, names, path, machine, quick):
     by = {}
     for r in rows:
         by.setdefault((r["item"], r["metric"]), {})[r["allocator"]] = r
-    peers = [n for n in names if n not in ("obm", "pymalloc") and n not in VARIANTS]
+    peers = [n for n in names if n not in ("obm", "pymalloc", "obm-linked") and n not in VARIANTS]
     lines = [f"Medians of {machine['reps']} interleaved runs{' (quick subset)' if quick else ''}, "
              f"{machine['date']}, {machine['cpu']} ({machine['cores']} cores), "
              f"{machine['os']}. Lower is better unless the unit says otherwise "
              "(M objects/s, Mops/s, x scaling: higher is better).", ""]
     variants = [n for n in names if n in VARIANTS]
+    linked = "obm-linked" in names  # runtimes: obm linked in, against the runtime's own
     header = ("| benchmark | unit | " + " | ".join(names) + " | obm / glibc | obm / best peer |"
-              + "".join(f" obm / {v} |" for v in variants))
-    lines += [header, "|" + "---|" * (len(names) + 4 + len(variants))]
+              + "".join(f" obm / {v} |" for v in variants)
+              + (" obm-linked / runtime's own |" if linked else ""))
+    lines += [header, "|" + "---|" * (len(names) + 4 + len(variants) + linked)]
     for (item, metric), per in by.items():
         any_row = next(iter(per.values()))
         unit = any_row["unit"]
@@ -323,8 +373,13 @@ def write_table(rows, names, path, machine, quick):
         for v in variants:
             ok = "obm" in per and v in per and per[v]["median"]
             ratio_variants += f" {per['obm']['median'] / per[v]['median']:.2f} |" if ok else "  |"
+        ratio_linked = ""
+        if linked:
+            own = per.get("pymalloc") or per.get("glibc")  # CPython's pymalloc; Lua's default
+            ok = "obm-linked" in per and own and own["median"]
+            ratio_linked = f" {per['obm-linked']['median'] / own['median']:.2f} |" if ok else "  |"
         lines.append(f"| {any_row['label']} | {unit} | " + " | ".join(cells)
-                     + f" | {ratio_glibc} | {ratio_best} |" + ratio_variants)
+                     + f" | {ratio_glibc} | {ratio_best} |" + ratio_variants + ratio_linked)
     noisy = sorted((r for r in rows if r["n"] > 1), key=lambda r: -r["spread_pct"])[:5]
     if noisy:
         lines += ["", "Noisiest (min-max spread over the runs, % of the median): "
@@ -466,7 +521,7 @@ def main():
     ap.add_argument("--out", required=True, help="results directory (created)")
     ap.add_argument("--quick", action="store_true", help="a small subset, under 2 minutes")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5, quick 3)")
-    ap.add_argument("--only", default="speed,instructions,mem,real",
+    ap.add_argument("--only", default="speed,instructions,mem,real,runtimes",
                     help="comma-separated groups to run")
     ap.add_argument("--replot", action="store_true",
                     help="only redraw the table and charts from --out's results.csv")
@@ -478,7 +533,7 @@ def main():
         if all(r.get("label") for r in rows):  # older results.csv files have none
             write_table(rows, names, os.path.join(args.out, "table.md"), raw["machine"],
                         raw["quick"])
-        make_plots(rows, [n for n in names if n != "pymalloc"], args.out)
+        make_plots(rows, [n for n in names if n not in ("pymalloc", "obm-linked")], args.out)
         return
     build = os.path.abspath(args.build)
     srcdir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -514,6 +569,8 @@ def main():
             run_mem(build, allocs, args.quick, rep, samples, series_dir)
         if "real" in groups and (not args.quick or rep == 0):
             run_real(srcdir, allocs, args.quick, rep, samples, outputs)
+        if "runtimes" in groups and (not args.quick or rep == 0):
+            run_runtimes(build, srcdir, allocs, args.quick, rep, samples, outputs, args.out)
     derive_scaling(samples, allocs)
 
     # Real programs must print the same under every allocator.
@@ -523,7 +580,9 @@ def main():
         if bad:
             sys.exit(f"run.py: {prog} output differs from glibc's under: {', '.join(bad)}")
 
-    names = [n for n, _ in allocs] + (["pymalloc"] if "python" in outputs else [])
+    names = ([n for n, _ in allocs]
+             + (["pymalloc"] if "python" in outputs or "runtime-python" in outputs else [])
+             + (["obm-linked"] if any(k.startswith("runtime-") for k in outputs) else []))
     rows = summarise(samples, names)
     json.dump({"machine": machine, "quick": args.quick,
                "samples": [{"item": i, "metric": m, "allocator": a, "values": v}

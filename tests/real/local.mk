@@ -3,7 +3,7 @@
 # A script prints "1..0 # SKIP" when its program is not installed.
 
 REAL_TESTS = tests/real/test_python.sh tests/real/test_sqlite.sh \
-	tests/real/test_cpython_regrtest.sh tests/real/test_obm_run.sh
+	tests/real/test_cpython_regrtest.sh tests/real/test_obm_run.sh tests/real/test_runtimes.sh
 dist_check_SCRIPTS += $(REAL_TESTS)
 TESTS += $(REAL_TESTS)
 EXTRA_DIST += tests/real/common.sh tests/real/alloc_heavy.py tests/real/sqlite_workload.awk
