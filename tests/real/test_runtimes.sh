@@ -24,28 +24,27 @@ served() {
     awk '/^ +[0-9]+ +[0-9]+ / { m += $(NF - 1) } END { exit !(m > 10000) }' "$1"
 }
 
+# check NAME STOCK HOST SCRIPT FLAGS: the stock interpreter and the host
+# (with FLAGS, before the script) run SCRIPT at scale 0.05, three checks.
+check() {
+    timeout 120 "$2" $5 "$4" 0.05 >"$tmp/$1.plain" 2>&1
+    ok $? "$(basename "$2") $(basename "$4")" || diag "$tmp/$1.plain"
+    OBM_SHOW_STATS=1 OBM_STATS_FILE="$tmp/$1.stats" timeout 120 "$3" $5 "$4" 0.05 \
+        >"$tmp/$1.obm" 2>&1
+    ok $? "$(basename "$3") $(basename "$4")" || diag "$tmp/$1.obm"
+    cmp -s "$tmp/$1.plain" "$tmp/$1.obm" && served "$tmp/$1.stats"
+    ok $? "same output as $(basename "$2"), and obm served it" ||
+        { diff "$tmp/$1.plain" "$tmp/$1.obm" >"$tmp/diff"; diag "$tmp/diff" "$tmp/$1.stats"; }
+}
+
+export PYTHONHASHSEED=0
 if [ -x "$b/obm-python" ] && [ -x "${PYTHON3:-}" ]; then
-    PYTHONHASHSEED=0 timeout 120 "$PYTHON3" -s "$w/workload.py" 0.05 >"$tmp/py.plain" 2>&1
-    ok $? "python3 workload.py" || diag "$tmp/py.plain"
-    PYTHONHASHSEED=0 OBM_SHOW_STATS=1 OBM_STATS_FILE="$tmp/py.stats" timeout 120 \
-        "$b/obm-python" -s "$w/workload.py" 0.05 >"$tmp/py.obm" 2>&1
-    ok $? "obm-python workload.py" || diag "$tmp/py.obm"
-    cmp -s "$tmp/py.plain" "$tmp/py.obm" && served "$tmp/py.stats"
-    ok $? "same output as python3, and obm served the objects" ||
-        { diff "$tmp/py.plain" "$tmp/py.obm" >"$tmp/diff"; diag "$tmp/diff" "$tmp/py.stats"; }
+    check python "$PYTHON3" "$b/obm-python" "$w/workload.py" -s
 else
     skip 3 "CPython host not built (python3-dev) or python3 missing"
 fi
-
 if [ -x "$b/obm-lua" ] && [ -x "${LUA54:-}" ]; then
-    timeout 120 "$LUA54" "$w/workload.lua" 0.05 >"$tmp/lua.plain" 2>&1
-    ok $? "lua5.4 workload.lua" || diag "$tmp/lua.plain"
-    OBM_SHOW_STATS=1 OBM_STATS_FILE="$tmp/lua.stats" timeout 120 \
-        "$b/obm-lua" "$w/workload.lua" 0.05 >"$tmp/lua.obm" 2>&1
-    ok $? "obm-lua workload.lua" || diag "$tmp/lua.obm"
-    cmp -s "$tmp/lua.plain" "$tmp/lua.obm" && served "$tmp/lua.stats"
-    ok $? "same output as lua5.4, and obm served the state" ||
-        { diff "$tmp/lua.plain" "$tmp/lua.obm" >"$tmp/diff"; diag "$tmp/diff" "$tmp/lua.stats"; }
+    check lua "$LUA54" "$b/obm-lua" "$w/workload.lua" ""
 else
     skip 3 "Lua host not built (liblua5.4-dev) or lua5.4 missing"
 fi
