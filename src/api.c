@@ -208,24 +208,14 @@ OBMI_EXPORT int obm_option_set(const char *name, const char *value)
     long v;
     if (name == NULL || value == NULL || !obmi_option_parse(name, value, &id, &v))
         return EINVAL;
-    obmi_arenas *a = &obmi_main_arenas;
-    obmi_arenas_lock(a);
-    long delay = a->purge_delay_ms;
-    unsigned advice = a->purge_advice;
-    uint32_t keep = a->arena_keep;
-    int rc = 0;
-    if (id == OBMI_OPTION_PURGE_DELAY_MS)
-        delay = v;
-    else if (id == OBMI_OPTION_PURGE_ADVICE)
-        advice = (unsigned)v;
-    else if (id == OBMI_OPTION_ARENA_KEEP)
-        keep = (uint32_t)v;
-    else
-        rc = EINVAL;
-    if (rc == 0)
-        obmi_arenas_configure(a, delay, advice, keep);
-    obmi_arenas_unlock(a);
-    return rc;
+    if (id != OBMI_OPTION_PURGE_DELAY_MS && id != OBMI_OPTION_PURGE_ADVICE &&
+        id != OBMI_OPTION_ARENA_KEEP)
+        return EINVAL;
+    obmi_arenas_lock(&obmi_main_arenas);
+    obmi_option_store(id, v);
+    obmi_purge_options_apply();
+    obmi_arenas_unlock(&obmi_main_arenas);
+    return 0;
 }
 
 void obmi_free_sized(void *p, size_t size)

@@ -24,6 +24,15 @@ static void print_config(void)
     obmi_msg_emit(&m);
 }
 
+/* The purge options, from the environment or obm_option_set, to the
+ * arena manager; the caller holds its lock. */
+void obmi_purge_options_apply(void)
+{
+    obmi_arenas_configure(&obmi_main_arenas, obmi_option(OBMI_OPTION_PURGE_DELAY_MS),
+                          (unsigned)obmi_option(OBMI_OPTION_PURGE_ADVICE),
+                          (uint32_t)obmi_option(OBMI_OPTION_ARENA_KEEP));
+}
+
 void obmi_init(void)
 {
     static _Atomic int done;
@@ -31,9 +40,7 @@ void obmi_init(void)
         return;
     obmi_options_init();
     obmi_arenas_lock(&obmi_main_arenas);
-    obmi_arenas_configure(&obmi_main_arenas, obmi_option(OBMI_OPTION_PURGE_DELAY_MS),
-                          (unsigned)obmi_option(OBMI_OPTION_PURGE_ADVICE),
-                          (uint32_t)obmi_option(OBMI_OPTION_ARENA_KEEP));
+    obmi_purge_options_apply();
     obmi_arenas_unlock(&obmi_main_arenas);
     obmi_backing_init();
     obmi_thread_init();

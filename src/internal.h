@@ -280,7 +280,8 @@ typedef struct obmi_heaps_sum {
 } obmi_heaps_sum;
 void obmi_heaps_sum_locked(obmi_heaps_sum *out); /* under the manager lock */
 
-void obmi_init(void); /* idempotent: options, thread set-up, backing */
+void obmi_init(void);                /* idempotent: options, thread set-up, backing */
+void obmi_purge_options_apply(void); /* under the manager lock: the purge options to the arenas */
 
 /* ---- backing allocator: backing_libc.c (drop-in) or backing_malloc.c ---- */
 
@@ -388,6 +389,7 @@ void obmi_options_init(void);                    /* reads OBM_* from the environ
 size_t obmi_options_count(void);
 const obmi_option_info *obmi_options_describe(size_t i);
 bool obmi_option_parse(const char *name, const char *value, obmi_option_id *id, long *v);
+void obmi_option_store(obmi_option_id id, long v); /* under the manager lock */
 
 /* ---- api.c: the public functions, hidden aliases for override.c ---- */
 

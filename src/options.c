@@ -102,6 +102,11 @@ static bool parse_word(const obmi_option_info *d, const char *s, long *v)
     return false;
 }
 
+static bool parse_value(const obmi_option_info *d, const char *s, long *v)
+{
+    return d->kind == OBMI_OPTION_INT ? parse_int(d, s, v) : parse_word(d, s, v);
+}
+
 void obmi_options_init(void)
 {
     for (int i = 0; i < OBMI_OPTION_COUNT; i++) {
@@ -117,7 +122,7 @@ void obmi_options_init(void)
             if (ok)
                 strcpy(option_paths[i], s);
         } else {
-            ok = d->kind == OBMI_OPTION_INT ? parse_int(d, s, &v) : parse_word(d, s, &v);
+            ok = parse_value(d, s, &v);
             if (ok)
                 option_values[i] = v;
         }
@@ -136,9 +141,16 @@ bool obmi_option_parse(const char *name, const char *value, obmi_option_id *id, 
         if (strcmp(name, d->name) != 0 || d->kind == OBMI_OPTION_PATH)
             continue;
         *id = (obmi_option_id)i;
-        return d->kind == OBMI_OPTION_INT ? parse_int(d, value, v) : parse_word(d, value, v);
+        return parse_value(d, value, v);
     }
     return false;
+}
+
+/* A purge option's new value (obm_option_set), under the manager's lock,
+ * the only place they are read after start-up. */
+void obmi_option_store(obmi_option_id id, long v)
+{
+    option_values[id] = v;
 }
 
 /* For the options_table tool (the README's table). */
