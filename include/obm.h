@@ -114,7 +114,7 @@ int obm_counters_get(obm_counters_t *out);
  * the five bytes_* of the ledger add up to bytes_mapped. README.md,
  * "Statistics", documents every field. */
 
-#define OBM_STATS_VERSION 2
+#define OBM_STATS_VERSION 3
 
 typedef struct obm_class_stats {
     size_t block_size;    /* bytes per block */
@@ -148,6 +148,9 @@ typedef struct obm_stats {
     size_t large_allocs_total; /* requests routed to the backing allocator, ever */
     size_t heaps_live, heaps_abandoned, heaps_created, heaps_adopted;
     size_t pools_taken_total, pools_returned_total; /* pool moves between heaps and arenas */
+    size_t errors_invalid_pointer; /* free/realloc/usable size of no block start, ever */
+    size_t errors_double_free;     /* of a block already free, ever */
+    size_t errors_corrupted_list;  /* free-list links found overwritten, ever */
     obm_class_stats_t classes[OBM_NCLASSES];
 } obm_stats_t;
 

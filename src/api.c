@@ -21,47 +21,92 @@
 
 static inline void *small_malloc(unsigned c)
 {
-    return obmi_heap_malloc_small(obmi_tls_heap, c);
+    void *p = obmi_heap_malloc_small(obmi_tls_heap, c);
+    if (p != NULL)
+        obmi_track_malloc(p, obmi_class_size(c));
+    return p;
 }
 
-/* p lies in an obm arena: it must be the start of a block in service. */
+/* A freed block whose whole pool has been freed since: the pool is out of
+ * service, so the block-start check failed, but its header still names
+ * the class and the block its key, unless the page went back to the OS. */
+static bool freed_in_empty_pool(const obmi_pool *pool, const void *p)
+{
+    if (obmi_pool_state(pool) != OBMI_POOL_EMPTY)
+        return false;
+    const obmi_class_info *ci = &obmi_classes[pool->szidx & (OBMI_NCLASSES - 1)];
+    uint32_t rel = (uint32_t)((uintptr_t)p - (uintptr_t)pool) - OBMI_POOL_HEADER;
+    return rel <= (uint32_t)(ci->nblocks - 1) * ci->size && rel % ci->size == 0 &&
+           obmi_block_keyed(p);
+}
+
+static OBMI_COLD void bad_pointer(const void *p, const char *func)
+{
+    obmi_pool *pool = obmi_pool_of(p);
+    if (freed_in_empty_pool(pool, p))
+        obmi_report_freed(func, p, pool);
+    else
+        obmi_report_invalid(func, p);
+}
+
+/* p lies in an obm arena: the block it starts, NULL (after the report)
+ * when it is no carved block of a pool in service. */
 static inline obmi_pool *small_pool_checked(const void *p, const char *func)
 {
     obmi_pool *pool = obmi_pool_of(p);
-    if (OBMI_UNLIKELY(!obmi_pool_is_block_start(pool, p)))
-        obmi_fatal_ptr(func, "invalid pointer", p);
+    if (OBMI_UNLIKELY(!obmi_pool_is_block_start(pool, p))) {
+        bad_pointer(p, func);
+        return NULL;
+    }
     return pool;
 }
 
-/* Two uses of a freed block are caught on the way, for the price of values
- * the owner's free loads anyway: a pool with no block in use, and the block
- * freed last into its pool (the remote free checks the head of its list).
- * Only the owner may read these. Full double-free detection is a hardening
- * job. */
-static inline bool owner_sees_freed(const obmi_pool *pool, const void *p)
+/* p is a live block of pool: give it back. The checkers hear of it before
+ * another thread can take it again. */
+static OBMI_ALWAYS_INLINE void small_free_block(obmi_pool *pool, void *p)
 {
-    return pool->ref_count == 0 || pool->freeblock == p;
+    obmi_track_free(p, obmi_classes[pool->szidx].size);
+    obmi_heap *heap = obmi_tls_heap;
+    if (OBMI_LIKELY(pool->heap == heap))
+        obmi_heap_free_small(heap, pool, p);
+    else
+        obmi_pool_free_remote(pool, p);
 }
 
+/* p carries the freed key: free it unless it is on its pool's lists. */
+static OBMI_NOINLINE void small_free_keyed(obmi_pool *pool, void *p, const char *func)
+{
+    if (obmi_pool_holds_free(obmi_tls_heap, pool, p))
+        obmi_report_freed(func, p, pool); /* if the process goes on, p stays as it is */
+    else
+        small_free_block(pool, p);
+}
+
+/* The error paths are tail calls: the fast path then needs no stack frame. */
 static OBMI_ALWAYS_INLINE void small_free(void *p, const char *func)
 {
-    obmi_pool *pool = small_pool_checked(p, func);
-    obmi_heap *heap = obmi_tls_heap;
-    if (OBMI_LIKELY(pool->heap == heap)) {
-        if (OBMI_UNLIKELY(owner_sees_freed(pool, p)))
-            obmi_fatal_ptr(func, "double free detected", p);
-        obmi_heap_free_small(heap, pool, p);
-    } else {
-        obmi_pool_free_remote(pool, p);
+    obmi_pool *pool = obmi_pool_of(p);
+    if (OBMI_UNLIKELY(!obmi_pool_is_block_start(pool, p))) {
+        bad_pointer(p, func);
+        return;
     }
+    if (OBMI_UNLIKELY(obmi_block_keyed(p))) {
+        small_free_keyed(pool, p, func);
+        return;
+    }
+    small_free_block(pool, p);
 }
 
-/* The owner also catches the freed-block cases that small_free does. */
+/* The usable size of a live block; 0 after a report. */
 static size_t small_usable_size(const void *p, const char *func)
 {
     obmi_pool *pool = small_pool_checked(p, func);
-    if (pool->heap == obmi_tls_heap && owner_sees_freed(pool, p))
-        obmi_fatal_ptr(func, "invalid pointer", p);
+    if (pool == NULL)
+        return 0;
+    if (OBMI_UNLIKELY(obmi_block_keyed(p)) && obmi_pool_holds_free(obmi_tls_heap, pool, p)) {
+        obmi_report_freed(func, p, pool);
+        return 0;
+    }
     return obmi_classes[pool->szidx].size;
 }
 
@@ -135,6 +180,10 @@ void *obmi_realloc(void *p, size_t size)
         return obmi_malloc(size);
     bool ours = obmi_arena_map_lookup(p) != NULL;
     size_t old = ours ? small_usable_size(p, "realloc") : 0; /* a bad pointer aborts first */
+    if (ours && old == 0) {
+        errno = EINVAL; /* OBM_ON_ERROR=report: reported, p left alone */
+        return NULL;
+    }
     if (size == 0) {
         obmi_free(p); /* glibc: realloc(p, 0) frees and returns NULL */
         return NULL;

@@ -91,6 +91,7 @@ static void arena_link_after(obmi_arenas *arenas, obmi_arena *ao, obmi_arena *af
 static obmi_arena *arena_new(obmi_arenas *arenas)
 {
     OBMI_ASSERT(arenas->usable == NULL);
+    obmi_secret_init(); /* the first arena: no block exists yet */
     void *base = obmi_os_map_aligned(OBMI_ARENA_SIZE, OBMI_ARENA_SIZE);
     if (base == NULL)
         return NULL;
@@ -133,6 +134,7 @@ static void arena_empty_to_released(obmi_arenas *arenas, obmi_arena *ao)
     if (ao->allnext != NULL)
         ao->allnext->allprev = ao->allprev;
     obmi_arena_map_clear(ao->base);
+    obmi_track_unmap((void *)ao->base, OBMI_ARENA_SIZE);
     obmi_os_unmap((void *)ao->base, OBMI_ARENA_SIZE);
     arena_object_free(ao);
     arenas->narenas_current--;

@@ -97,9 +97,7 @@ void obmi_pool_free_remote(obmi_pool *pool, void *p)
     uintptr_t old = atomic_load_explicit(&pool->remote, memory_order_relaxed);
     uintptr_t new;
     do {
-        if (OBMI_UNLIKELY(remote_list(old) == b))
-            obmi_fatal_ptr("free", "double free detected", p);
-        b->next = remote_list(old);
+        obmi_block_set_free(b, remote_list(old));
         new = (uintptr_t)b | (old & OBMI_REMOTE_FLAGS);
         if ((old & OBMI_REMOTE_FLAGS) == OBMI_REMOTE_NOTIFY)
             new |= OBMI_REMOTE_QUEUED;
@@ -118,7 +116,9 @@ void obmi_pool_free_remote(obmi_pool *pool, void *p)
 }
 
 /* Move the pool's remote list onto its free list, clearing the flags in
- * `clear` in the same step. Returns how many blocks came back. */
+ * `clear` in the same step. Returns how many blocks came back. Every link
+ * is checked, and the list may hold no more blocks than are in use: a
+ * corrupted list is reported (and, when the process goes on, leaked). */
 static uint32_t pool_collect(obmi_heap *heap, obmi_pool *pool, uintptr_t clear)
 {
     uintptr_t old = atomic_load_explicit(&pool->remote, memory_order_relaxed);
@@ -133,10 +133,13 @@ static uint32_t pool_collect(obmi_heap *heap, obmi_pool *pool, uintptr_t clear)
         return 0;
     uint32_t n = 1;
     obmi_block *tail = list;
-    for (; tail->next != NULL; tail = tail->next)
-        n++;
-    OBMI_ASSERT(n <= pool->ref_count);
-    tail->next = pool->freeblock;
+    for (obmi_block *next; (next = obmi_block_next(tail)) != NULL; tail = next) {
+        if (++n > pool->ref_count || !obmi_link_valid(pool, next)) {
+            obmi_report_corrupted("malloc", pool);
+            return 0; /* the blocks stay counted in use */
+        }
+    }
+    obmi_block_set_next(tail, pool->freeblock);
     pool->freeblock = list;
     pool->ref_count -= n;
     heap->counts.frees[pool->szidx] += n;
@@ -147,6 +150,51 @@ static uint32_t pool_collect(obmi_heap *heap, obmi_pool *pool, uintptr_t clear)
 static bool pool_queued(const obmi_pool *pool)
 {
     return atomic_load_explicit(&pool->remote, memory_order_acquire) & OBMI_REMOTE_QUEUED;
+}
+
+/* ---- the double-free check ----
+ *
+ * A block carrying the freed key is free or holds that value by chance
+ * (or by a copy of a freed block: glibc's tst-tcfree3). Which one is
+ * told by looking for it on its pool's lists, at most a pool's worth of
+ * links, each checked before it is followed. */
+
+/* Is p on the list from b? Reads words other threads may be writing. */
+OBMI_RACY static bool list_holds(const obmi_pool *pool, const obmi_class_info *ci,
+                                 const obmi_block *b, const void *p)
+{
+    for (uint32_t n = 0; b != NULL && n < ci->nblocks; n++) {
+        if (obmi_pool_of(b) != pool || !obmi_pool_is_block_start_of(pool, b, ci))
+            return false;
+        if (b == p)
+            return true;
+        b = (const obmi_block *)(obmi_word_racy(&b->link) ^ obmi_link_secret);
+    }
+    return false;
+}
+
+/* Another thread's pool: its owner may be changing the free list while we
+ * read it, so this is a bounded check, exact when the owner is quiet. */
+OBMI_RACY static bool foreign_pool_holds(const obmi_pool *pool, const void *p)
+{
+    const obmi_class_info *ci =
+        &obmi_classes[__atomic_load_n(&pool->szidx, __ATOMIC_RELAXED) & (OBMI_NCLASSES - 1)];
+    uintptr_t remote = atomic_load_explicit(&pool->remote, memory_order_acquire);
+    if (list_holds(pool, ci, remote_list(remote), p))
+        return true;
+    return list_holds(pool, ci, *(obmi_block *const volatile *)&pool->freeblock, p);
+}
+
+static void pool_full_to_used(obmi_heap *heap, obmi_pool *pool);
+
+bool obmi_pool_holds_free(obmi_heap *heap, obmi_pool *pool, const void *p)
+{
+    if (pool->heap != heap)
+        return foreign_pool_holds(pool, p);
+    /* The owner takes in the remote frees first, then its list is exact. */
+    if (pool_collect(heap, pool, 0) != 0 && obmi_pool_state(pool) == OBMI_POOL_FULL)
+        pool_full_to_used(heap, pool);
+    return list_holds(pool, &obmi_classes[pool->szidx], pool->freeblock, p);
 }
 
 /* ---- taking and giving back pools ---- */
@@ -356,8 +404,15 @@ void *obmi_heap_malloc_slow(obmi_heap *heap, unsigned c)
     }
     if (!moved)
         obmi_arenas_decay_due(heap->arenas);
-    obmi_block *b = pool->freeblock;
-    pool->freeblock = b->next;
+    obmi_block *b = pool->freeblock, *next = NULL;
+    if (OBMI_UNLIKELY(!obmi_link_valid(pool, b) ||
+                      !obmi_link_valid(pool, next = obmi_block_next(b)))) {
+        obmi_report_corrupted("malloc", pool);
+        obmi_pool_drop_free_list(pool); /* the process goes on without these blocks */
+        return obmi_heap_malloc_slow(heap, c);
+    }
+    pool->freeblock = next;
+    obmi_word_poke(&b->key, 0);
     pool->ref_count++;
     heap->counts.mallocs[c]++;
     OBMI_ASSERT(obmi_pool_check(pool));

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "track.h"
 #include "types.h"
 
 #ifdef HAVE_CONFIG_H
@@ -13,6 +14,7 @@
 #endif
 
 #define OBMI_EXPORT        __attribute__((visibility("default")))
+#define OBMI_HIDDEN        __attribute__((visibility("hidden"))) /* one RIP-relative load */
 #define OBMI_LIKELY(x)     __builtin_expect(!!(x), 1)
 #define OBMI_UNLIKELY(x)   __builtin_expect(!!(x), 0)
 #define OBMI_NOINLINE      __attribute__((noinline))
@@ -157,10 +159,77 @@ static inline bool obmi_pool_is_block_start(const obmi_pool *pool, const void *p
     return obmi_pool_is_block_start_of(pool, p, &obmi_classes[pool->szidx & (OBMI_NCLASSES - 1)]);
 }
 
+/* ---- hardening.c: encoded links, the freed key, error reports ---- */
+
+/* Per-process random words, set before the first arena is mapped. */
+extern OBMI_HIDDEN uintptr_t obmi_link_secret; /* free-list links are stored XORed with it */
+extern OBMI_HIDDEN uintptr_t obmi_free_key;    /* a free block's second word; never 0 */
+void obmi_secret_init(void);                   /* once; before any block exists */
+
+static inline obmi_block *obmi_block_next(const obmi_block *b)
+{
+    return (obmi_block *)(obmi_word_peek(&b->link) ^ obmi_link_secret);
+}
+
+static inline void obmi_block_set_next(obmi_block *b, const obmi_block *next)
+{
+    obmi_word_poke(&b->link, (uintptr_t)next ^ obmi_link_secret);
+}
+
+/* b is a block obm holds free: link it and mark it free. Both secrets are
+ * read before the stores, which the compiler cannot tell from them. */
+static inline void obmi_block_set_free(obmi_block *b, const obmi_block *next)
+{
+    uintptr_t link = (uintptr_t)next ^ obmi_link_secret, key = obmi_free_key;
+    obmi_word_poke(&b->link, link);
+    obmi_word_poke(&b->key, key);
+}
+
+/* The block carries the freed key: it is free, or the program stored that
+ * value there (the double-free check then looks for it in its pool). */
+static inline bool obmi_block_keyed(const void *p)
+{
+    return obmi_word_peek(&((const obmi_block *)p)->key) == obmi_free_key;
+}
+
+/* The fast path's test of a free-list head before it is used: inside the
+ * pool, past the header, 16-byte aligned. NULL fails too; the slow path
+ * tells an empty list from a corrupted one, and checks the block boundary
+ * in full (obmi_link_valid). One subtract, one rotate, one compare. */
+static inline bool obmi_link_usable(const obmi_pool *pool, const obmi_block *b)
+{
+    uintptr_t rel = ((uintptr_t)b - OBMI_POOL_HEADER) - (uintptr_t)pool;
+    uintptr_t granule = (rel >> 4) | (rel << 60); /* misaligned: a huge value */
+    return granule < (OBMI_POOL_SIZE - OBMI_POOL_HEADER) / 16;
+}
+
+/* A decoded link is the end of the list or a carved block of the pool. */
+static inline bool obmi_link_valid(const obmi_pool *pool, const obmi_block *next)
+{
+    return next == NULL || (obmi_pool_of(next) == pool && obmi_pool_is_block_start(pool, next));
+}
+
+/* What a check found; counted in the statistics. */
+typedef enum obmi_error {
+    OBMI_ERROR_INVALID_POINTER,
+    OBMI_ERROR_DOUBLE_FREE, /* also realloc or malloc_usable_size of a free block */
+    OBMI_ERROR_CORRUPTED_LIST,
+    OBMI_ERROR_COUNT
+} obmi_error;
+
+size_t obmi_error_count(obmi_error e);
+
+/* Report one line and abort, or, with OBM_ON_ERROR=report, count it and
+ * return: the caller then leaves the block alone (it leaks). */
+OBMI_COLD void obmi_report_invalid(const char *func, const void *p);
+OBMI_COLD void obmi_report_freed(const char *func, const void *p, const obmi_pool *pool);
+OBMI_COLD void obmi_report_corrupted(const char *func, const obmi_pool *pool);
+
 void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap);
 void obmi_pool_set_empty(obmi_pool *pool);
 obmi_block *obmi_pool_carve(obmi_pool *pool);
 size_t obmi_pool_free_count(const obmi_pool *pool); /* walks the free list */
+void obmi_pool_drop_free_list(obmi_pool *pool);     /* after a corrupted link: leak it */
 bool obmi_pool_check(const obmi_pool *pool);        /* invariant walker */
 
 /* ---- arena.c ---- */
@@ -215,17 +284,20 @@ bool obmi_heap_check(const obmi_heap *heap);
 /* The fast paths. Budget, counted with callgrind (bench/callgrind-pairs.sh)
  * on a 64-byte malloc/free pair through the drop-in: see README.md. The
  * heap pop and push themselves are a handful of plain loads and stores;
- * the rest is the call layers, the TLS load, the arena-map lookup and the
- * block-start check.
+ * the rest is the call layers, the TLS load, the arena-map lookup, the
+ * block-start check and the hardening (an encoded link, the freed key).
  *
- * Fast path: pop the free list of the class's first pool. */
+ * Fast path: pop the free list of the class's first pool. The head is
+ * checked before it is used (obmi_link_usable), which also sends an empty
+ * list to the slow path. */
 static inline void *obmi_heap_malloc_small(obmi_heap *heap, unsigned c)
 {
     obmi_pool *pool = heap->usedpools[c];
     obmi_block *b = pool->freeblock;
-    if (OBMI_UNLIKELY(b == NULL))
+    if (OBMI_UNLIKELY(!obmi_link_usable(pool, b)))
         return obmi_heap_malloc_slow(heap, c);
-    pool->freeblock = b->next;
+    pool->freeblock = obmi_block_next(b);
+    obmi_word_poke(&b->key, 0);
     pool->ref_count++;
     heap->counts.mallocs[c]++;
     return b;
@@ -245,7 +317,7 @@ static inline void obmi_heap_free_small(obmi_heap *heap, obmi_pool *pool, void *
     unsigned c = pool->szidx;
     obmi_block *b = (obmi_block *)p;
     obmi_block *head = pool->freeblock;
-    b->next = head;
+    obmi_block_set_free(b, head);
     pool->freeblock = b;
     heap->counts.frees[c]++;
     if (OBMI_UNLIKELY(--pool->ref_count == 0 || head == NULL)) {
@@ -256,6 +328,10 @@ static inline void obmi_heap_free_small(obmi_heap *heap, obmi_pool *pool, void *
         obmi_heap_free_slow(heap, pool);
     }
 }
+
+/* Is p, a block start of pool, free (on the free or the remote list)? For
+ * a block carrying the freed key: a bounded walk of its pool's lists. */
+bool obmi_pool_holds_free(obmi_heap *heap, obmi_pool *pool, const void *p);
 
 /* ---- thread.c: a heap per thread, the manager lock, fork ---- */
 
@@ -366,8 +442,11 @@ typedef enum obmi_option_id {
     OBMI_OPTION_PURGE_DELAY_MS, /* -1 never, 0 at once */
     OBMI_OPTION_PURGE_ADVICE,   /* enum obmi_purge_advice */
     OBMI_OPTION_ARENA_KEEP,
+    OBMI_OPTION_ON_ERROR, /* enum obmi_on_error */
     OBMI_OPTION_COUNT
 } obmi_option_id;
+
+enum obmi_on_error { OBMI_ON_ERROR_ABORT = 0, OBMI_ON_ERROR_REPORT = 1 };
 
 typedef enum obmi_option_kind {
     OBMI_OPTION_INT,  /* a number in [min, max] */

@@ -11,6 +11,7 @@
 
 static const char *const show_stats_words[] = {"0", "1", "json", NULL};
 static const char *const purge_advice_words[] = {"dontneed", "free", NULL};
+static const char *const on_error_words[] = {"abort", "report", NULL};
 
 static const obmi_option_info option_table[OBMI_OPTION_COUNT] = {
     [OBMI_OPTION_VERBOSE] = {"OBM_VERBOSE", OBMI_OPTION_INT, 0, 0, 1, NULL,
@@ -36,6 +37,11 @@ static const obmi_option_info option_table[OBMI_OPTION_COUNT] = {
     [OBMI_OPTION_ARENA_KEEP] = {"OBM_ARENA_KEEP", OBMI_OPTION_INT, 1, 0, 1024, NULL,
                                 "entirely free arenas kept mapped (their pages are purged like "
                                 "any free pool's); more are unmapped at once"},
+    [OBMI_OPTION_ON_ERROR] = {"OBM_ON_ERROR", OBMI_OPTION_WORD, OBMI_ON_ERROR_ABORT, 0, 1,
+                              on_error_words,
+                              "on an invalid pointer, a double free or a corrupted free list: "
+                              "`abort` after the one-line report, or `report` it, leak the "
+                              "block and go on"},
 };
 
 static long option_values[OBMI_OPTION_COUNT];

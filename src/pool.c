@@ -31,6 +31,7 @@ void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap)
     pool->heap = heap;
     atomic_store_explicit(&pool->remote, 0, memory_order_relaxed);
     pool->nextqueued = NULL;
+    obmi_track_noaccess((char *)pool + OBMI_POOL_HEADER, OBMI_POOL_SIZE - OBMI_POOL_HEADER);
 }
 
 /* Take a pool out of service (to a heap's cache or its arena): no block,
@@ -61,19 +62,33 @@ obmi_block *obmi_pool_carve(obmi_pool *pool)
     char *base = (char *)pool;
     obmi_block *head = (obmi_block *)(base + off);
     for (; off + size < end; off += size)
-        ((obmi_block *)(base + off))->next = (obmi_block *)(base + off + size);
-    ((obmi_block *)(base + off))->next = NULL;
+        obmi_block_set_free((obmi_block *)(base + off), (obmi_block *)(base + off + size));
+    obmi_block_set_free((obmi_block *)(base + off), NULL);
     obmi_pool_set_carved(pool, end - OBMI_POOL_HEADER);
     pool->freeblock = head;
     return head;
 }
 
+/* Stops at a link that is not a block of the pool. */
 size_t obmi_pool_free_count(const obmi_pool *pool)
 {
     size_t n = 0;
-    for (const obmi_block *b = pool->freeblock; b != NULL && n <= OBMI_POOL_SIZE; b = b->next)
+    for (const obmi_block *b = pool->freeblock; b != NULL && n <= OBMI_POOL_SIZE;
+         b = obmi_block_next(b)) {
+        if (!obmi_link_valid(pool, b))
+            break;
         n++;
+    }
     return n;
+}
+
+/* OBM_ON_ERROR=report after a corrupted link: the free list is given up.
+ * Its blocks count as in use for good, so the pool never empties and the
+ * counts still add up (in use + free == carved). */
+void obmi_pool_drop_free_list(obmi_pool *pool)
+{
+    pool->freeblock = NULL;
+    pool->ref_count = pool->carved / obmi_classes[pool->szidx].size;
 }
 
 /* Invariant walker for a pool in service: class and offsets in range, the
@@ -93,10 +108,10 @@ bool obmi_pool_check(const obmi_pool *pool)
         return false;
     uint32_t carved = pool->carved / ci->size;
     uint32_t nfree = 0;
-    for (const obmi_block *b = pool->freeblock; b != NULL; b = b->next) {
+    for (const obmi_block *b = pool->freeblock; b != NULL; b = obmi_block_next(b)) {
         if (++nfree > carved)
             return false; /* a cycle, or more free blocks than exist */
-        if (obmi_pool_of(b) != pool || !obmi_pool_is_block_start(pool, b))
+        if (!obmi_link_valid(pool, b) || !obmi_block_keyed(b))
             return false;
     }
     /* Blocks on the remote list are still counted in ref_count; the walker
@@ -104,9 +119,8 @@ bool obmi_pool_check(const obmi_pool *pool)
     uintptr_t remote = atomic_load_explicit(&pool->remote, memory_order_acquire);
     uint32_t nremote = 0;
     for (const obmi_block *b = (const obmi_block *)(remote & ~OBMI_REMOTE_FLAGS); b != NULL;
-         b = b->next) {
-        if (++nremote > pool->ref_count || obmi_pool_of(b) != pool ||
-            !obmi_pool_is_block_start(pool, b))
+         b = obmi_block_next(b)) {
+        if (++nremote > pool->ref_count || !obmi_link_valid(pool, b) || !obmi_block_keyed(b))
             return false;
     }
     if (pool->ref_count + nfree != carved)

@@ -38,7 +38,7 @@ RACY static uint32_t remote_count(const obmi_pool *pool, const obmi_class_info *
     while (b != NULL && n < limit && obmi_pool_of(b) == pool &&
            obmi_pool_is_block_start_of(pool, b, ci)) {
         n++;
-        b = READ_RACY(b->next);
+        b = (const obmi_block *)(obmi_word_racy(&b->link) ^ obmi_link_secret);
     }
     return n;
 }
@@ -198,6 +198,9 @@ static void stats_finish_locked(const obmi_arenas *arenas, obm_stats_t *s)
     s->heaps_adopted = k->adoptions;
     s->pools_taken_total = k->pools_taken;
     s->pools_returned_total = k->pools_returned;
+    s->errors_invalid_pointer = obmi_error_count(OBMI_ERROR_INVALID_POINTER);
+    s->errors_double_free = obmi_error_count(OBMI_ERROR_DOUBLE_FREE);
+    s->errors_corrupted_list = obmi_error_count(OBMI_ERROR_CORRUPTED_LIST);
 }
 
 OBMI_EXPORT int obm_stats_get(obm_stats_t *out)
@@ -290,6 +293,12 @@ const obmi_stats_field obmi_stats_fields[] = {
     FIELD(heaps_adopted, COUNT, "abandoned heaps taken over by a new thread, ever"),
     FIELD(pools_taken_total, COUNT, "pools heaps took from arenas or their cache, ever"),
     FIELD(pools_returned_total, COUNT, "pools heaps gave back, ever"),
+    FIELD(errors_invalid_pointer, COUNT,
+          "`free`, `realloc` or `malloc_usable_size` of a pointer into an arena that is no "
+          "block start, ever (counted when `OBM_ON_ERROR=report` lets the process go on)"),
+    FIELD(errors_double_free, COUNT,
+          "the same of a block that was already free (a double free), ever"),
+    FIELD(errors_corrupted_list, COUNT, "free lists found with an overwritten link, ever"),
 };
 const size_t obmi_stats_nfields = sizeof obmi_stats_fields / sizeof obmi_stats_fields[0];
 

@@ -155,8 +155,13 @@ typedef struct obmi_arena obmi_arena;
 typedef struct obmi_arenas obmi_arenas;
 typedef struct obmi_heap obmi_heap;
 
+/* A free block's first 16 bytes (every block has at least 16): the
+ * free-list link, encoded (hardening.c), and the freed key, which marks
+ * the block as free for the double-free check. A block handed out has its
+ * key cleared; its link word is the program's. */
 struct obmi_block {
-    obmi_block *next; /* free-list link, stored in the free block itself */
+    uintptr_t link; /* next free block ^ obmi_link_secret; read through obmi_block_next */
+    uintptr_t key;  /* obmi_free_key while free, 0 once handed out */
 };
 
 enum obmi_pool_state {

@@ -301,6 +301,9 @@ static bool stats_monotonic(const obm_stats_t *earlier, const obm_stats_t *later
     MONO(heaps_adopted);
     MONO(pools_taken_total);
     MONO(pools_returned_total);
+    MONO(errors_invalid_pointer);
+    MONO(errors_double_free);
+    MONO(errors_corrupted_list);
     for (unsigned c = 0; c < OBM_NCLASSES; c++) {
         MONO(classes[c].mallocs);
         MONO(classes[c].frees);
@@ -1698,7 +1701,10 @@ static const struct {
                   TOP(heaps_created),
                   TOP(heaps_adopted),
                   TOP(pools_taken_total),
-                  TOP(pools_returned_total)},
+                  TOP(pools_returned_total),
+                  TOP(errors_invalid_pointer),
+                  TOP(errors_double_free),
+                  TOP(errors_corrupted_list)},
   class_fields[] = {CLASS(block_size),  CLASS(pools),         CLASS(blocks_in_use),
                     CLASS(blocks_free), CLASS(blocks_remote), CLASS(mallocs),
                     CLASS(frees),       CLASS(remote_frees)};

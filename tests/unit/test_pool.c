@@ -18,7 +18,8 @@ static obmi_block *pop(obmi_pool *pool)
     if (b == NULL)
         b = obmi_pool_carve(pool);
     if (b != NULL) {
-        pool->freeblock = b->next;
+        pool->freeblock = obmi_block_next(b);
+        obmi_word_poke(&b->key, 0);
         pool->ref_count++;
     }
     return b;
@@ -55,7 +56,7 @@ static void test_carve_batches_in_order(void **state)
         uint32_t batch = ci->nblocks < OBMI_CARVE_BATCH ? ci->nblocks : OBMI_CARVE_BATCH;
         assert_ptr_equal(head, (char *)pool + OBMI_POOL_HEADER);
         uint32_t n = 0;
-        for (obmi_block *b = head; b != NULL; b = b->next, n++)
+        for (obmi_block *b = head; b != NULL; b = obmi_block_next(b), n++)
             assert_ptr_equal(b, (char *)pool + OBMI_POOL_HEADER + n * ci->size);
         assert_int_equal(n, batch);
         assert_int_equal(obmi_pool_nextoffset(pool), OBMI_POOL_HEADER + batch * ci->size);
@@ -152,20 +153,24 @@ static void test_check_catches_damage(void **state)
     obmi_block *a = pop(pool), *b = pop(pool), *c = pop(pool);
     (void)c;
     /* free a and b by hand: list b -> a -> rest of batch */
-    a->next = pool->freeblock;
-    b->next = a;
+    obmi_block_set_free(a, pool->freeblock);
+    obmi_block_set_free(b, a);
     pool->freeblock = b;
     pool->ref_count -= 2;
     assert_true(obmi_pool_check(pool));
 
-    obmi_block *saved = a->next;
-    a->next = b; /* cycle */
+    obmi_block *saved = obmi_block_next(a);
+    obmi_block_set_next(a, b); /* cycle */
     assert_false(obmi_pool_check(pool));
-    a->next = (obmi_block *)((char *)pool + OBMI_POOL_SIZE + 64); /* outside the pool */
+    obmi_block_set_next(a, (obmi_block *)((char *)pool + OBMI_POOL_SIZE + 64)); /* outside */
     assert_false(obmi_pool_check(pool));
-    a->next = (obmi_block *)((char *)b + 8); /* not a block start */
+    obmi_block_set_next(a, (obmi_block *)((char *)b + 8)); /* not a block start */
     assert_false(obmi_pool_check(pool));
-    a->next = saved;
+    obmi_block_set_next(a, saved);
+    assert_true(obmi_pool_check(pool));
+    obmi_word_poke(&a->key, 0); /* a free block without the freed key */
+    assert_false(obmi_pool_check(pool));
+    obmi_word_poke(&a->key, obmi_free_key);
     assert_true(obmi_pool_check(pool));
 
     pool->ref_count++; /* count disagrees with the list */

@@ -39,7 +39,7 @@ static void test_remote_free_into_used_pool(void **state)
     obmi_pool_free_remote(pool, b[2]);
     obmi_pool_free_remote(pool, b[4]);
     assert_ptr_equal(remote_head(pool), b[4]);
-    assert_ptr_equal(((obmi_block *)b[4])->next, b[2]);
+    assert_ptr_equal(obmi_block_next(b[4]), b[2]);
     assert_int_equal(remote_word(pool) & OBMI_REMOTE_FLAGS, 0); /* nothing queued */
     assert_null(atomic_load(&u.heap.pending));
     assert_int_equal(pool->ref_count, 6); /* counted until collected */
