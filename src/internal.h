@@ -6,12 +6,12 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#ifdef HAVE_CONFIG_H
+#include "config.h" /* first: track.h reads OBM_VALGRIND */
+#endif
+
 #include "track.h"
 #include "types.h"
-
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
 
 #define OBMI_EXPORT        __attribute__((visibility("default")))
 #define OBMI_HIDDEN        __attribute__((visibility("hidden"))) /* one RIP-relative load */
