@@ -148,9 +148,11 @@ typedef struct obm_stats {
     size_t large_allocs_total; /* requests routed to the backing allocator, ever */
     size_t heaps_live, heaps_abandoned, heaps_created, heaps_adopted;
     size_t pools_taken_total, pools_returned_total; /* pool moves between heaps and arenas */
-    size_t errors_invalid_pointer; /* free/realloc/usable size of no block start, ever */
-    size_t errors_double_free;     /* of a block already free, ever */
-    size_t errors_corrupted_list;  /* free-list links found overwritten, ever */
+    size_t errors_invalid_pointer;  /* free/realloc/usable size of no block start, ever */
+    size_t errors_double_free;      /* of a block already free, ever */
+    size_t errors_corrupted_list;   /* free-list links found overwritten, ever */
+    size_t errors_write_after_free; /* OBM_JUNK: a freed block written to, ever */
+    size_t errors_overflow;         /* OBM_CANARY: a block's canary overwritten, ever */
     obm_class_stats_t classes[OBM_NCLASSES];
 } obm_stats_t;
 

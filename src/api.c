@@ -19,12 +19,24 @@
  * own pool: plainly when the caller owns the pool, by one CAS onto the
  * pool's remote list when it does not (heap.c). */
 
+static void *obmi_malloc_secure_retry(unsigned c);
+
 static inline void *small_malloc(unsigned c)
 {
     void *p = obmi_heap_malloc_small(obmi_tls_heap, c);
     if (p != NULL)
         obmi_track_malloc(p, obmi_class_size(c));
+    if (obmi_secure && obmi_secure_flags != 0 && p != NULL &&
+        !obmi_secure_malloc(obmi_pool_of(p), p))
+        return obmi_malloc_secure_retry(c);
     return p;
+}
+
+/* A block failed its check (OBM_ON_ERROR=report): it stays out of use;
+ * hand out another. */
+static OBMI_NOINLINE void *obmi_malloc_secure_retry(unsigned c)
+{
+    return small_malloc(c);
 }
 
 /* A freed block whose whole pool has been freed since: the pool is out of
@@ -63,8 +75,10 @@ static inline obmi_pool *small_pool_checked(const void *p, const char *func)
 
 /* p is a live block of pool: give it back. The checkers hear of it before
  * another thread can take it again. */
-static OBMI_ALWAYS_INLINE void small_free_block(obmi_pool *pool, void *p)
+static OBMI_ALWAYS_INLINE void small_free_block(obmi_pool *pool, void *p, const char *func)
 {
+    if (obmi_secure && obmi_secure_flags != 0 && !obmi_secure_free(pool, p, func))
+        return;
     obmi_track_free(p, obmi_classes[pool->szidx].size);
     obmi_heap *heap = obmi_tls_heap;
     if (OBMI_LIKELY(pool->heap == heap))
@@ -79,7 +93,7 @@ static OBMI_NOINLINE void small_free_keyed(obmi_pool *pool, void *p, const char 
     if (obmi_pool_holds_free(obmi_tls_heap, pool, p))
         obmi_report_freed(func, p, pool); /* if the process goes on, p stays as it is */
     else
-        small_free_block(pool, p);
+        small_free_block(pool, p, func);
 }
 
 /* The error paths are tail calls: the fast path then needs no stack frame. */
@@ -94,7 +108,7 @@ static OBMI_ALWAYS_INLINE void small_free(void *p, const char *func)
         small_free_keyed(pool, p, func);
         return;
     }
-    small_free_block(pool, p);
+    small_free_block(pool, p, func);
 }
 
 /* The usable size of a live block; 0 after a report. */
@@ -107,7 +121,7 @@ static size_t small_usable_size(const void *p, const char *func)
         obmi_report_freed(func, p, pool);
         return 0;
     }
-    return obmi_classes[pool->szidx].size;
+    return obmi_classes[pool->szidx].size - obmi_secure_extra();
 }
 
 static void *enomem(void)
@@ -125,6 +139,8 @@ static inline bool is_power_of_two(size_t x)
 
 void *obmi_malloc(size_t size)
 {
+    if (obmi_secure && size <= OBMI_SMALL_MAX)
+        size += obmi_secure_extra(); /* the canary's bytes; may go past the small sizes */
     if (OBMI_LIKELY(size - 1 < OBMI_SMALL_MAX))
         return small_malloc(obmi_size_class(size));
     if (size == 0)
@@ -165,11 +181,16 @@ void *obmi_calloc(size_t count, size_t size)
     size_t n;
     if (__builtin_mul_overflow(count, size, &n) || n > PTRDIFF_MAX)
         return enomem();
-    if (n > OBMI_SMALL_MAX)
+    size_t extra = obmi_secure_extra(); /* a canary's bytes, not zeroed */
+    if (n + extra > OBMI_SMALL_MAX)
         return obmi_large_calloc(count, size);
-    unsigned c = n == 0 ? 0 : obmi_size_class(n);
+    unsigned c = n + extra == 0 ? 0 : obmi_size_class(n + extra);
     void *p = small_malloc(c);
-    if (p != NULL)
+    if (p == NULL)
+        return NULL;
+    if (obmi_secure && extra != 0)
+        memset(p, 0, obmi_class_size(c) - extra);
+    else
         zero_block(p, obmi_class_size(c)); /* recycled blocks hold old data */
     return p;
 }

@@ -74,6 +74,7 @@ void obmi_secret_init(void)
     errno = saved;
     obmi_link_secret = (uintptr_t)w[0];
     obmi_free_key = (uintptr_t)(w[1] | 1); /* never 0, the key of a block in use */
+    obmi_secure_init();                    /* before any block, too */
     atomic_store_explicit(&state, 2, memory_order_release);
 }
 
@@ -128,12 +129,15 @@ void obmi_report_invalid(const char *func, const void *p)
     finish(&m, go_on);
 }
 
-void obmi_report_freed(const char *func, const void *p, const obmi_pool *pool)
+void obmi_report_block(obmi_error e, const char *func, const void *p, const obmi_pool *pool)
 {
-    bool go_on = error_counted(OBMI_ERROR_DOUBLE_FREE);
+    bool go_on = error_counted(e);
+    const char *what = e == OBMI_ERROR_WRITE_AFTER_FREE ? "write after free detected (ptr="
+                       : e == OBMI_ERROR_OVERFLOW       ? "buffer overflow detected (ptr="
+                       : func[0] == 'f'                 ? "double free detected (ptr=" /* free* */
+                                                        : "pointer already freed (ptr=";
     obmi_msg m = {.len = 0};
-    bool is_free = func[0] == 'f'; /* free, free_sized, ... */
-    msg_start(&m, func, is_free ? "double free detected (ptr=" : "pointer already freed (ptr=");
+    msg_start(&m, func, what);
     obmi_msg_hex(&m, (uintptr_t)p);
     obmi_msg_str(&m, ", ");
     msg_class(&m, pool);

@@ -214,6 +214,8 @@ typedef enum obmi_error {
     OBMI_ERROR_INVALID_POINTER,
     OBMI_ERROR_DOUBLE_FREE, /* also realloc or malloc_usable_size of a free block */
     OBMI_ERROR_CORRUPTED_LIST,
+    OBMI_ERROR_WRITE_AFTER_FREE, /* secure.c: OBM_JUNK */
+    OBMI_ERROR_OVERFLOW,         /* secure.c: OBM_CANARY */
     OBMI_ERROR_COUNT
 } obmi_error;
 
@@ -222,7 +224,9 @@ size_t obmi_error_count(obmi_error e);
 /* Report one line and abort, or, with OBM_ON_ERROR=report, count it and
  * return: the caller then leaves the block alone (it leaks). */
 OBMI_COLD void obmi_report_invalid(const char *func, const void *p);
-OBMI_COLD void obmi_report_freed(const char *func, const void *p, const obmi_pool *pool);
+OBMI_COLD void obmi_report_block(obmi_error e, const char *func, const void *p,
+                                 const obmi_pool *pool); /* "(ptr=..., class ..., pool ...)" */
+#define obmi_report_freed(func, p, pool) obmi_report_block(OBMI_ERROR_DOUBLE_FREE, func, p, pool)
 OBMI_COLD void obmi_report_corrupted(const char *func, const obmi_pool *pool);
 
 void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap);
@@ -262,6 +266,34 @@ void obmi_arenas_decay(obmi_arenas *arenas);     /* end of a locked slow path: p
 void obmi_arenas_decay_due(obmi_arenas *arenas); /* a slow path without the lock: the same */
 size_t obmi_arenas_purge_all(obmi_arenas *arenas); /* every dirty pool: how many */
 bool obmi_arenas_trim(obmi_arenas *arenas);        /* every spare and dirty pool: any? */
+
+/* ---- secure.c: the checks behind options (configure --enable-secure) ---- */
+
+#ifdef OBM_SECURE
+static const bool obmi_secure = true;
+#else
+static const bool obmi_secure = false;
+#endif
+
+enum {
+    OBMI_SECURE_JUNK = 1,   /* OBM_JUNK: free blocks filled, checked when handed out again */
+    OBMI_SECURE_CANARY = 2, /* OBM_CANARY: a canary in each block's last 8 bytes */
+    OBMI_SECURE_RANDOM = 4, /* OBM_RANDOMIZE: blocks carved in random order */
+};
+#define OBMI_CANARY_BYTES 8
+
+extern OBMI_HIDDEN unsigned obmi_secure_flags; /* OBMI_SECURE_*, fixed before the first block */
+void obmi_secure_init(void);                   /* from obmi_secret_init */
+
+/* Bytes a small request needs beyond its size (the canary). */
+static inline size_t obmi_secure_extra(void)
+{
+    return obmi_secure && (obmi_secure_flags & OBMI_SECURE_CANARY) ? OBMI_CANARY_BYTES : 0;
+}
+
+bool obmi_secure_malloc(obmi_pool *pool, void *p); /* false: reported, leave p alone */
+bool obmi_secure_free(obmi_pool *pool, void *p, const char *func);   /* likewise */
+void obmi_secure_carve(obmi_pool *pool, uint32_t off, uint32_t end); /* links [off, end) */
 
 /* ---- heap.c ---- */
 
@@ -443,6 +475,9 @@ typedef enum obmi_option_id {
     OBMI_OPTION_PURGE_ADVICE,   /* enum obmi_purge_advice */
     OBMI_OPTION_ARENA_KEEP,
     OBMI_OPTION_ON_ERROR, /* enum obmi_on_error */
+    OBMI_OPTION_JUNK,     /* secure.c reads these three itself, before the first block */
+    OBMI_OPTION_CANARY,
+    OBMI_OPTION_RANDOMIZE,
     OBMI_OPTION_COUNT
 } obmi_option_id;
 

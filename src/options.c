@@ -42,6 +42,15 @@ static const obmi_option_info option_table[OBMI_OPTION_COUNT] = {
                               "on an invalid pointer, a double free or a corrupted free list: "
                               "`abort` after the one-line report, or `report` it, leak the "
                               "block and go on"},
+    [OBMI_OPTION_JUNK] = {"OBM_JUNK", OBMI_OPTION_INT, 0, 0, 1, NULL,
+                          "`1`: fill freed blocks with 0xdf and check them when handed out "
+                          "again (write after free); `--enable-secure` builds only"},
+    [OBMI_OPTION_CANARY] = {"OBM_CANARY", OBMI_OPTION_INT, 0, 0, 1, NULL,
+                            "`1`: an 8-byte canary after each small block, checked by free "
+                            "(overflow); `--enable-secure` builds only"},
+    [OBMI_OPTION_RANDOMIZE] = {"OBM_RANDOMIZE", OBMI_OPTION_INT, 0, 0, 1, NULL,
+                               "`1`: hand out a new pool's blocks in random order; "
+                               "`--enable-secure` builds only"},
 };
 
 static long option_values[OBMI_OPTION_COUNT];

@@ -59,6 +59,11 @@ obmi_block *obmi_pool_carve(obmi_pool *pool)
     uint32_t end = off + OBMI_CARVE_BATCH * size;
     if (end > max + size)
         end = max + size;
+    if (obmi_secure && obmi_secure_flags != 0) {
+        obmi_secure_carve(pool, off, end);
+        obmi_pool_set_carved(pool, end - OBMI_POOL_HEADER);
+        return pool->freeblock;
+    }
     char *base = (char *)pool;
     obmi_block *head = (obmi_block *)(base + off);
     for (; off + size < end; off += size)

@@ -201,6 +201,8 @@ static void stats_finish_locked(const obmi_arenas *arenas, obm_stats_t *s)
     s->errors_invalid_pointer = obmi_error_count(OBMI_ERROR_INVALID_POINTER);
     s->errors_double_free = obmi_error_count(OBMI_ERROR_DOUBLE_FREE);
     s->errors_corrupted_list = obmi_error_count(OBMI_ERROR_CORRUPTED_LIST);
+    s->errors_write_after_free = obmi_error_count(OBMI_ERROR_WRITE_AFTER_FREE);
+    s->errors_overflow = obmi_error_count(OBMI_ERROR_OVERFLOW);
 }
 
 OBMI_EXPORT int obm_stats_get(obm_stats_t *out)
@@ -299,6 +301,10 @@ const obmi_stats_field obmi_stats_fields[] = {
     FIELD(errors_double_free, COUNT,
           "the same of a block that was already free (a double free), ever"),
     FIELD(errors_corrupted_list, COUNT, "free lists found with an overwritten link, ever"),
+    FIELD(errors_write_after_free, COUNT,
+          "freed blocks found written to when handed out again (`OBM_JUNK`), ever"),
+    FIELD(errors_overflow, COUNT,
+          "blocks found with their canary overwritten (`OBM_CANARY`), ever"),
 };
 const size_t obmi_stats_nfields = sizeof obmi_stats_fields / sizeof obmi_stats_fields[0];
 

@@ -71,6 +71,13 @@ static inline void obmi_track_noaccess(void *p, size_t size)
     ASAN_POISON_MEMORY_REGION(p, size);
 }
 
+/* obm writes or reads a free block's bytes (secure.c), then closes them
+ * again with obmi_track_noaccess. */
+static inline void obmi_track_open(void *p, size_t size)
+{
+    ASAN_UNPOISON_MEMORY_REGION(p, size);
+}
+
 /* Before an arena is unmapped: the range may be mapped again by anyone. */
 static inline void obmi_track_unmap(void *p, size_t size)
 {
@@ -119,6 +126,11 @@ static inline void obmi_track_noaccess(void *p, size_t size)
     (void)VALGRIND_MAKE_MEM_NOACCESS(p, size);
 }
 
+static inline void obmi_track_open(void *p, size_t size)
+{
+    (void)VALGRIND_MAKE_MEM_DEFINED(p, size);
+}
+
 static inline void obmi_track_unmap(void *p, size_t size)
 {
     (void)p;
@@ -152,6 +164,12 @@ static inline void obmi_track_free(void *p, size_t size)
 }
 
 static inline void obmi_track_noaccess(void *p, size_t size)
+{
+    (void)p;
+    (void)size;
+}
+
+static inline void obmi_track_open(void *p, size_t size)
 {
     (void)p;
     (void)size;

@@ -304,6 +304,8 @@ static bool stats_monotonic(const obm_stats_t *earlier, const obm_stats_t *later
     MONO(errors_invalid_pointer);
     MONO(errors_double_free);
     MONO(errors_corrupted_list);
+    MONO(errors_write_after_free);
+    MONO(errors_overflow);
     for (unsigned c = 0; c < OBM_NCLASSES; c++) {
         MONO(classes[c].mallocs);
         MONO(classes[c].frees);
@@ -1704,7 +1706,9 @@ static const struct {
                   TOP(pools_returned_total),
                   TOP(errors_invalid_pointer),
                   TOP(errors_double_free),
-                  TOP(errors_corrupted_list)},
+                  TOP(errors_corrupted_list),
+                  TOP(errors_write_after_free),
+                  TOP(errors_overflow)},
   class_fields[] = {CLASS(block_size),  CLASS(pools),         CLASS(blocks_in_use),
                     CLASS(blocks_free), CLASS(blocks_remote), CLASS(mallocs),
                     CLASS(frees),       CLASS(remote_frees)};
