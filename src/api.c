@@ -26,7 +26,7 @@ static inline void *small_malloc(unsigned c)
     void *p = obmi_heap_malloc_small(obmi_tls_heap, c);
     if (p != NULL)
         obmi_track_malloc(p, obmi_class_size(c));
-    if (obmi_secure && obmi_secure_flags != 0 && p != NULL &&
+    if (obmi_secure && (obmi_secure_flags & (OBMI_SECURE_JUNK | OBMI_SECURE_CANARY)) && p != NULL &&
         !obmi_secure_malloc(obmi_pool_of(p), p))
         return obmi_malloc_secure_retry(c);
     return p;
@@ -77,7 +77,8 @@ static inline obmi_pool *small_pool_checked(const void *p, const char *func)
  * another thread can take it again. */
 static OBMI_ALWAYS_INLINE void small_free_block(obmi_pool *pool, void *p, const char *func)
 {
-    if (obmi_secure && obmi_secure_flags != 0 && !obmi_secure_free(pool, p, func))
+    if (obmi_secure && (obmi_secure_flags & (OBMI_SECURE_JUNK | OBMI_SECURE_CANARY)) &&
+        !obmi_secure_free(pool, p, func))
         return;
     obmi_track_free(p, obmi_classes[pool->szidx].size);
     obmi_heap *heap = obmi_tls_heap;

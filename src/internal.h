@@ -285,10 +285,14 @@ enum {
 extern OBMI_HIDDEN unsigned obmi_secure_flags; /* OBMI_SECURE_*, fixed before the first block */
 void obmi_secure_init(void);                   /* from obmi_secret_init */
 
-/* Bytes a small request needs beyond its size (the canary). */
+/* Bytes a small request needs beyond its size (the canary). The options
+ * are read here at the latest, before the first request is sized. */
 static inline size_t obmi_secure_extra(void)
 {
-    return obmi_secure && (obmi_secure_flags & OBMI_SECURE_CANARY) ? OBMI_CANARY_BYTES : 0;
+    if (!obmi_secure)
+        return 0;
+    obmi_secret_init();
+    return obmi_secure_flags & OBMI_SECURE_CANARY ? OBMI_CANARY_BYTES : 0;
 }
 
 bool obmi_secure_malloc(obmi_pool *pool, void *p); /* false: reported, leave p alone */

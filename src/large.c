@@ -68,6 +68,11 @@ void *obmi_large_realloc(void *p, size_t size)
 void obmi_large_free(void *p)
 {
     int saved = errno;
+    if (OBMI_UNLIKELY((uintptr_t)p % OBMI_ALIGNMENT != 0)) {
+        obmi_backing_free(p); /* no block of anyone's: the backing allocator's own check */
+        errno = saved;
+        return;
+    }
     count(OBMI_LARGE_FREE, obmi_backing_usable_size(p));
     obmi_backing_free(p);
     errno = saved;

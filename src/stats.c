@@ -30,7 +30,8 @@
  * and reuse its blocks at any moment, so every link is checked to be a
  * block start in this pool before it is followed, and the count is
  * bounded: while threads run it is an estimate, never a wild read. */
-RACY static uint32_t remote_count(const obmi_pool *pool, const obmi_class_info *ci, uint32_t limit)
+OBMI_RACY static uint32_t remote_count(const obmi_pool *pool, const obmi_class_info *ci,
+                                       uint32_t limit)
 {
     uintptr_t head = atomic_load_explicit(&pool->remote, memory_order_acquire);
     const obmi_block *b = (const obmi_block *)(head & ~OBMI_REMOTE_FLAGS);

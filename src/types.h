@@ -106,6 +106,19 @@
  *   and never freed. An entry is set before any block of its arena exists
  *   and cleared before the arena is unmapped.
  *
+ * HARDENING (hardening.c, api.c, heap.c; README.md "Hardening")
+ *
+ *   A free block's first word is its link XORed with a per-process secret,
+ *   its second a per-process key (0 once handed out). free checks the
+ *   pointer is a carved block start (the reciprocal multiply), then, if the
+ *   block carries the key, looks for it on its pool's lists before calling
+ *   it a double free. malloc's fast path checks the list head lies in its
+ *   pool, past the header, 16-aligned (one subtract, rotate, compare, which
+ *   also catches an empty list); the slow path and every walk check the
+ *   block boundary. 4 instructions per pair in all. secure.c adds junk,
+ *   canaries and random carving in --enable-secure builds; track.h tells
+ *   memcheck and ASan which bytes the program may touch.
+ *
  * THREADS (heap.c: the remote-free protocol; thread.c: heaps per thread)
  *
  *   Every thread has its own heap, reached through one initial-exec TLS

@@ -1,0 +1,174 @@
+/* The checks behind options of a build configured with --enable-secure
+ * (src/secure.c): OBM_JUNK, OBM_CANARY and OBM_RANDOMIZE, each on and off,
+ * in fresh processes, through libobm. In other builds every case checks
+ * the other side: setting an option prints one warning and changes
+ * nothing. */
+#include "api.h"
+
+#include "config.h"
+#include "death.h"
+
+#ifdef OBM_SECURE
+#define SECURE_BUILD 1
+#define SECURE_END   DEATH_ABORT
+#else
+#define SECURE_BUILD 0
+#define SECURE_END   DEATH_EXIT
+#endif
+
+#define JUNK   "OBM_JUNK=1"
+#define CANARY "OBM_CANARY=1"
+#define RANDOM "OBM_RANDOMIZE=1"
+
+static void expect_block_error(const char *func, const char *what, const void *p, size_t block)
+{
+    expect_line("obm: %s(): %s (ptr=0x%" PRIxPTR ", class %zu of %zu bytes, pool 0x%" PRIxPTR ")",
+                func, what, (uintptr_t)p, block / 16 - 1, block, (uintptr_t)pool_of(p));
+}
+
+static void expect_ignored(const char *name)
+{
+    if (!SECURE_BUILD)
+        expect_line("obm: ignoring %s (this build was not configured with --enable-secure)", name);
+}
+
+/* Write after free: one byte of a freed block (its pool kept in service by
+ * a neighbour), then the malloc that hands it out again reports it. */
+static void junk_write_after_free(void)
+{
+    expect_ignored("OBM_JUNK");
+    char *keep = small_block(64), *p = small_block(64);
+    if (pool_of(keep) != pool_of(p))
+        death_fail("two blocks in two pools");
+    T_FREE(p);
+    p[40] = 'x';
+    if (SECURE_BUILD)
+        expect_block_error("malloc", "write after free detected", p, 64);
+    char *q = small_block(64);
+    if (q != p)
+        death_fail("the freed block was not handed out again");
+}
+
+/* Junk on, no write: blocks come back filled with 0xdf past 16 bytes, and
+ * calloc still zeroes. */
+static void junk_clean(void)
+{
+    expect_ignored("OBM_JUNK");
+    char *keep = small_block(96), *p = small_block(96);
+    memset(p, 0x11, 96);
+    T_FREE(p);
+    char *q = small_block(96);
+    if (q != p)
+        death_fail("the freed block was not handed out again");
+    for (size_t i = 16; i < 96; i++)
+        if ((unsigned char)q[i] != (SECURE_BUILD ? 0xdf : 0x11))
+            death_fail("byte %zu is 0x%02x", i, (unsigned char)q[i]);
+    T_FREE(q);
+    unsigned char *z = T_CALLOC(1, OPQ(80));
+    for (size_t i = 0; i < 80; i++)
+        if (z[i] != 0)
+            death_fail("calloc byte %zu is %u", i, z[i]);
+    T_FREE(z);
+    T_FREE(keep);
+}
+
+/* Canary: the usable size shrinks by 8; one byte past it is caught by
+ * free; writing the whole usable size is fine. */
+static void canary_overflow(void)
+{
+    expect_ignored("OBM_CANARY");
+    char *p = small_block(40);
+    size_t usable = T_USABLE_SIZE(p);
+    if (usable != (SECURE_BUILD ? 40u : 48u))
+        death_fail("usable size %zu", usable);
+    memset(p, 0x22, usable);
+    T_FREE(p);
+    char *q = small_block(40);
+    q[usable] = 1;
+    if (SECURE_BUILD)
+        expect_block_error("free", "buffer overflow detected", q, 48);
+    T_FREE(q);
+}
+
+/* Canary on: every path that hands out or takes back a small block keeps
+ * it (realloc, calloc, aligned), so a clean program runs clean; a request
+ * of 505..512 bytes no longer fits a small block. */
+static void canary_clean(void)
+{
+    expect_ignored("OBM_CANARY");
+    for (unsigned i = 0; i < 20000; i++) {
+        size_t n = (i * 7919u) % 600;
+        char *p = T_MALLOC(OPQ(n));
+        memset(p, 1, T_USABLE_SIZE(p));
+        char *q = T_CALLOC(1, OPQ(n / 2 + 1));
+        for (size_t k = 0; k < n / 2 + 1; k++)
+            if (q[k] != 0)
+                death_fail("calloc(%zu) byte %zu", n / 2 + 1, k);
+        p = T_REALLOC(p, OPQ(n + 40));
+        memset(p, 2, T_USABLE_SIZE(p));
+        void *a = T_ALIGNED_ALLOC(16, OPQ(n));
+        T_FREE(a);
+        T_FREE(q);
+        T_FREE(p);
+    }
+    char *big = T_MALLOC(OPQ(510));
+    if (SECURE_BUILD == (T_OWNS(big) != 0))
+        death_fail("malloc(510) %s an obm block", T_OWNS(big) ? "is" : "is not");
+    T_FREE(big);
+}
+
+static void junk_and_canary_clean(void)
+{
+    expect_ignored("OBM_JUNK"); /* warnings in the order of the options table */
+    canary_clean();
+}
+
+/* Randomize: a fresh pool's first 16 blocks are not handed out in address
+ * order (one order in 16! is; the seed differs per process, so the case
+ * runs in a fresh one); with it off they are. */
+static void randomize_order(void)
+{
+    expect_ignored("OBM_RANDOMIZE");
+    char *b[16];
+    for (int i = 0; i < 16; i++)
+        b[i] = small_block(400 + 16 * 4); /* class 28: no other user in a fresh process */
+    int ascending = 1;
+    for (int i = 1; i < 16 && ascending; i++)
+        ascending = b[i] > b[i - 1];
+    if (ascending == SECURE_BUILD)
+        death_fail("blocks %s in address order", ascending ? "handed out" : "not handed out");
+}
+
+/* Each option off (unset) behaves as a plain build. */
+static void options_off(void)
+{
+    char *keep = small_block(64), *p = small_block(64);
+    T_FREE(p);
+    p[40] = 'x'; /* not checked */
+    char *q = small_block(64);
+    if (T_USABLE_SIZE(q) != 64)
+        death_fail("usable size %zu", T_USABLE_SIZE(q));
+    T_FREE(q);
+    T_FREE(keep);
+}
+
+static const struct death_case cases[] = {
+    {"junk_write_after_free", SECURE_END, 1, {JUNK}, junk_write_after_free, NULL},
+    {"junk_clean", DEATH_EXIT, 1, {JUNK}, junk_clean, NULL},
+    {"canary_overflow", SECURE_END, 1, {CANARY}, canary_overflow, NULL},
+    {"canary_clean", DEATH_EXIT, 1, {CANARY}, canary_clean, NULL},
+    {"junk_and_canary_clean", DEATH_EXIT, 1, {CANARY, JUNK}, junk_and_canary_clean, NULL},
+    {"randomize_order", DEATH_EXIT, 1, {RANDOM}, randomize_order, NULL},
+    {"options_off", DEATH_EXIT, 1, {NULL}, options_off, NULL},
+};
+enum { NCASES = sizeof cases / sizeof cases[0] };
+
+int main(int argc, char **argv)
+{
+    int rc = death_main(argc, argv, cases, NCASES);
+    if (rc >= 0)
+        return rc;
+    struct CMUnitTest tests[1 + NCASES] = {cmocka_unit_test(test_obm_active)};
+    death_tests(tests + 1, cases, NCASES);
+    return RUN_TAP_TESTS(tests);
+}
