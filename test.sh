@@ -1,13 +1,16 @@
 #!/bin/bash
 # The whole test suite: installs what it needs, then builds and runs
-# `make check` in three configurations:
+# `make check` in five configurations:
 #   build/          the release build (every test)
-#   build-debug/    --enable-debug: assertions and invariant walkers
+#   build-debug/    --enable-debug --enable-valgrind: assertions, invariant
+#                   walkers and memcheck client requests (tests/dropin/memcheck.sh)
 #   build-sanitize/ clang with AddressSanitizer + UndefinedBehaviorSanitizer
 #                   (unit and obm_* API tests; the drop-in cannot be preloaded
 #                   under ASan, which brings its own malloc)
 #   build-tsan/     clang with ThreadSanitizer (the threaded obm_* API tests)
-# and the unit and API tests once more under valgrind memcheck.
+#   build-fuzz/     clang with libFuzzer, ASan and UBSan: tests/fuzz for 60 s
+# and the unit and API tests once more under valgrind memcheck, in
+# build-debug/, where memcheck sees obm's blocks.
 # Ends with one line: "N passed, N failed".
 set -u
 cd "$(dirname "$0")"
@@ -22,35 +25,38 @@ configure_build() { # dir, configure arguments...
     local dir=$1
     shift
     mkdir -p "$dir" && cd "$dir" || return 1
-    [ -f Makefile ] || "$top/configure" -q "$@" || return 1
+    # Again when the arguments changed: configure.args holds the last ones.
+    if [ ! -f Makefile ] || [ "$(cat configure.args 2>/dev/null)" != "$*" ]; then
+        "$top/configure" -q "$@" && echo "$*" >configure.args || return 1
+    fi
     make -s -j"$jobs" >/dev/null || make -j1 || return 1
     cd "$top"
 }
 
-run_check() { # dir, label, make arguments...
-    local dir=$1 label=$2
+run_check() { # dir, label, make arguments... ($check_out: output file, check.out)
+    local dir=$1 label=$2 out="$top/$1/${check_out:-check.out}"
     shift 2
     echo "== $label"
-    (cd "$dir" && make -s -j"$jobs" check "$@" >"$top/$dir/check.out" 2>&1)
+    (cd "$dir" && make -s -j"$jobs" check "$@" >"$out" 2>&1)
     local rc=$?
-    grep -E '^(FAIL|ERROR|XPASS)' "$top/$dir/check.out" || true
-    grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR)' "$top/$dir/check.out" | tr '\n' ' '
+    grep -E '^(FAIL|ERROR|XPASS)' "$out" || true
+    grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR)' "$out" | tr '\n' ' '
     echo
-    suites+=("$top/$dir/check.out")
+    suites+=("$out")
     [ $rc -eq 0 ] || status=1
 }
 
 configure_build build || exit 1
 run_check build "release build: make check"
 
-configure_build build-debug --enable-debug || exit 1
-run_check build-debug "debug build (--enable-debug): make check"
+configure_build build-debug --enable-debug --enable-valgrind || exit 1
+run_check build-debug "debug build (--enable-debug --enable-valgrind): make check"
 
 if command -v clang >/dev/null; then
     san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
     configure_build build-sanitize CC=clang CXX=clang++ CFLAGS="-O1 -g $san" \
         CXXFLAGS="-O1 -g $san" LDFLAGS="$san" --disable-shared || exit 1
-    san_tests=$(cd build-sanitize && make -s print-internal-tests)
+    san_tests=$(cd build-sanitize && make -s print-sanitize-tests)
     # Build only what runs: the preloaded programs and shared test modules
     # cannot be built without shared libraries.
     run_check build-sanitize "ASan+UBSan (clang): unit and obm_* API tests" TESTS="$san_tests" \
@@ -68,10 +74,21 @@ if command -v clang >/dev/null; then
     fi
 fi
 
+if command -v clang >/dev/null; then
+    fz="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+    configure_build build-fuzz CC=clang CXX=clang++ CFLAGS="-O1 -g $fz" \
+        CXXFLAGS="-O1 -g $fz" LDFLAGS="$fz" --disable-shared || exit 1
+    # Empty where clang has no libFuzzer: the test then says SKIP.
+    fuzzers=$(cd build-fuzz && make -s print-fuzzers)
+    run_check build-fuzz "libFuzzer (clang, ASan+UBSan): tests/fuzz for 60 s" \
+        TESTS=tests/fuzz/fuzz_run.sh check_PROGRAMS="$fuzzers" check_LTLIBRARIES= FUZZ_SECONDS=60
+fi
+
 if command -v valgrind >/dev/null; then
-    vg_tests=$(cd build && make -s print-internal-tests)
-    run_check build "valgrind memcheck: unit and obm_* API tests" TESTS="$vg_tests" \
-        LOG_COMPILER="$top/tests/valgrind.sh" TEST_SUITE_LOG=valgrind-suite.log
+    vg_tests=$(cd build-debug && make -s print-internal-tests)
+    check_out=valgrind.out run_check build-debug \
+        "valgrind memcheck (debug build, obm's blocks tracked): unit and obm_* API tests" \
+        TESTS="$vg_tests" LOG_COMPILER="$top/tests/valgrind.sh" TEST_SUITE_LOG=valgrind-suite.log
 fi
 
 # One line for CI: every TAP result of every suite above (an expected

@@ -53,7 +53,7 @@ tests_api_contents_plain_SOURCES = $(tests_api_contents_obm_SOURCES)
 tests_api_contents_plain_CFLAGS = $(API_PLAIN_FLAGS)
 tests_api_contents_plain_LDADD = $(API_PLAIN_LIBS)
 
-tests_api_invalid_obm_SOURCES = tests/api/invalid.c tests/api/api.h
+tests_api_invalid_obm_SOURCES = tests/api/invalid.c tests/api/api.h tests/api/death.h
 tests_api_invalid_obm_CFLAGS = $(TEST_CFLAGS)
 tests_api_invalid_obm_LDADD = $(API_OBM_LIBS)
 tests_api_invalid_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
@@ -68,6 +68,19 @@ tests_api_oom_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
 tests_api_oom_plain_SOURCES = $(tests_api_oom_obm_SOURCES)
 tests_api_oom_plain_CFLAGS = $(API_PLAIN_FLAGS)
 tests_api_oom_plain_LDADD = $(API_PLAIN_LIBS) $(PTHREAD_LIBS)
+
+# TESTPLAN group H (hardening): death tests through death.h, as invalid.c.
+API_OBM_TESTS += tests/api/hardening_obm
+API_PRELOADED_TESTS += tests/api/hardening_preload.sh
+check_PROGRAMS += tests/api/hardening_plain
+
+tests_api_hardening_obm_SOURCES = tests/api/hardening.c tests/api/api.h tests/api/death.h
+tests_api_hardening_obm_CFLAGS = $(TEST_CFLAGS)
+tests_api_hardening_obm_LDADD = $(API_OBM_LIBS) $(PTHREAD_LIBS)
+tests_api_hardening_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
+tests_api_hardening_plain_SOURCES = $(tests_api_hardening_obm_SOURCES)
+tests_api_hardening_plain_CFLAGS = $(API_PLAIN_FLAGS)
+tests_api_hardening_plain_LDADD = $(API_PLAIN_LIBS) $(PTHREAD_LIBS)
 
 # TESTPLAN 33 stress_content: 8 threads for 25 rounds, a few seconds (about
 # 14 s under valgrind), so with the other obm_* API tests in INTERNAL_TESTS.
@@ -160,3 +173,25 @@ tests_api_purge_plain_SOURCES = $(tests_api_purge_obm_SOURCES)
 tests_api_purge_plain_CFLAGS = $(API_PLAIN_FLAGS)
 tests_api_purge_plain_LDADD = $(API_PLAIN_LIBS) $(PTHREAD_LIBS)
 endif
+
+# The options of an --enable-secure build (src/secure.c), on and off; in
+# other builds, that they are refused. libobm only: the cases need
+# configure's answer at compile time.
+if HAVE_CMOCKA
+API_OBM_TESTS += tests/api/secure_obm
+check_PROGRAMS += tests/api/secure_obm
+tests_api_secure_obm_SOURCES = tests/api/secure.c tests/api/api.h tests/api/death.h
+tests_api_secure_obm_CFLAGS = $(TEST_CFLAGS)
+tests_api_secure_obm_LDADD = $(API_OBM_LIBS)
+tests_api_secure_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
+endif
+
+# ASan reports a use after free and an overflow of obm blocks (asan_uaf.c):
+# run by test.sh's build-sanitize (SANITIZE_TESTS), skipped in builds
+# without ASan; not in INTERNAL_TESTS, which valgrind runs too.
+SANITIZE_TESTS += tests/api/asan_uaf
+check_PROGRAMS += tests/api/asan_uaf
+TESTS += tests/api/asan_uaf
+tests_api_asan_uaf_SOURCES = tests/api/asan_uaf.c
+tests_api_asan_uaf_LDADD = libobm.la
+tests_api_asan_uaf_LDFLAGS = -no-install

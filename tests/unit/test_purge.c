@@ -109,6 +109,7 @@ static void expect_masks(const obmi_arena *ao, uint64_t dirty, uint64_t old, uin
 /* The page's bytes after the header, tied to the pool's address. */
 static void fill_body(obmi_pool *pool)
 {
+    unit_open((char *)pool + OBMI_POOL_HEADER, OBMI_POOL_SIZE - OBMI_POOL_HEADER);
     pattern_fill((char *)pool + OBMI_POOL_HEADER, OBMI_POOL_SIZE - OBMI_POOL_HEADER,
                  (uintptr_t)pool);
 }
@@ -552,8 +553,10 @@ static void reuse_through_heap(int advice)
         obmi_pool *pool = obmi_pool_of(s[i]);
         assert_ptr_equal(pool, i < 252 ? p[0] : p[1]); /* 252 blocks to a pool */
         assert_int_equal(pool->szidx, 0);
-        if (advice == OBMI_PURGE_DONTNEED) /* the old 512-byte contents are gone */
+        if (advice == OBMI_PURGE_DONTNEED) { /* the old 512-byte contents are gone */
+            unit_inspect(s[i] + sizeof(void *), 16 - sizeof(void *));
             assert_true(all_zero(s[i] + sizeof(void *), 16 - sizeof(void *)));
+        }
         pattern_fill(s[i], 16, (uintptr_t)s[i]);
         unit_check(&u);
         if (i == 0) {

@@ -18,9 +18,15 @@ static inline void unit_heap_init(unit_heap *u)
     obmi_heap_init(&u->heap, &u->arenas);
 }
 
+/* Blocks are announced to the memory checkers and withdrawn as api.c
+ * does, so tests may use their bytes under memcheck and ASan. */
 static inline void *unit_malloc(unit_heap *u, size_t n)
 {
-    return obmi_heap_malloc_small(&u->heap, n == 0 ? 0 : obmi_size_class(n));
+    unsigned c = n == 0 ? 0 : obmi_size_class(n);
+    void *p = obmi_heap_malloc_small(&u->heap, c);
+    if (p != NULL)
+        obmi_track_malloc(p, obmi_class_size(c));
+    return p;
 }
 
 static inline void unit_free(unit_heap *u, void *p)
@@ -28,7 +34,34 @@ static inline void unit_free(unit_heap *u, void *p)
     obmi_pool *pool = obmi_pool_of(p);
     assert_true(obmi_pool_is_block_start(pool, p));
     assert_ptr_equal(pool->heap, &u->heap);
+    obmi_track_free(p, obmi_class_size(pool->szidx));
     obmi_heap_free_small(&u->heap, pool, p);
+}
+
+/* For a test that writes pool bytes obm has not handed out (a whole
+ * pool's body): the checkers are told they may be used. */
+static inline void unit_open(void *p, size_t n)
+{
+#if defined(OBMI_TRACK_ASAN)
+    ASAN_UNPOISON_MEMORY_REGION(p, n);
+#elif defined(OBMI_TRACK_VALGRIND)
+    (void)VALGRIND_MAKE_MEM_UNDEFINED(p, n);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
+/* For a test that reads what obm left in a block it just handed out,
+ * which memcheck counts as undefined. */
+static inline void unit_inspect(const void *p, size_t n)
+{
+#if defined(OBMI_TRACK_VALGRIND)
+    (void)VALGRIND_MAKE_MEM_DEFINED(p, n);
+#else
+    (void)p;
+    (void)n;
+#endif
 }
 
 /* Eight 512-byte blocks (seven to a pool): b[0..6] fill the first pool,
