@@ -2,8 +2,9 @@
 # The whole test suite: installs what it needs, then builds and runs
 # `make check` in five configurations:
 #   build/          the release build (every test)
-#   build-debug/    --enable-debug --enable-valgrind: assertions, invariant
-#                   walkers and memcheck client requests (tests/dropin/memcheck.sh)
+#   build-debug/    --enable-debug --enable-valgrind --enable-secure: assertions,
+#                   invariant walkers, memcheck client requests (tests/dropin/memcheck.sh)
+#                   and the secure options (tests/api/secure.c, with them on)
 #   build-sanitize/ clang with AddressSanitizer + UndefinedBehaviorSanitizer
 #                   (unit and obm_* API tests; the drop-in cannot be preloaded
 #                   under ASan, which brings its own malloc)
@@ -49,8 +50,8 @@ run_check() { # dir, label, make arguments... ($check_out: output file, check.ou
 configure_build build || exit 1
 run_check build "release build: make check"
 
-configure_build build-debug --enable-debug --enable-valgrind || exit 1
-run_check build-debug "debug build (--enable-debug --enable-valgrind): make check"
+configure_build build-debug --enable-debug --enable-valgrind --enable-secure || exit 1
+run_check build-debug "debug build (--enable-debug --enable-valgrind --enable-secure): make check"
 
 if command -v clang >/dev/null; then
     san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
