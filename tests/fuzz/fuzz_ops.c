@@ -150,7 +150,11 @@ static uint64_t mix(uint64_t x)
 /* The loops over block contents carry no coverage feedback (they have
  * nothing to teach the fuzzer) and would otherwise take much of its time;
  * not inlined, since the caller's instrumentation would come along. */
+#if defined(__clang__)
 #define NO_COVERAGE __attribute__((no_sanitize("coverage"), noinline))
+#else
+#define NO_COVERAGE __attribute__((noinline))
+#endif
 
 /* Byte i of the pattern is byte i % 8 (little-endian) of seed + (i & ~7) * K_STEP. */
 NO_COVERAGE static void pattern_write(unsigned char *p, size_t n, uint64_t seed)
@@ -653,8 +657,7 @@ static void run_op(input_t *in)
     }
 }
 
-/* Only obm serves these blocks, so nothing else tracks them: once every
- * slot is freed, what obm counts in use must be what it was before. */
+/* The statistics, whose five byte fields must add up to the mapped bytes. */
 static void stats_get(obm_stats_t *s)
 {
     *s = (obm_stats_t){.size = sizeof *s};
@@ -700,6 +703,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         options_changed = false;
     }
     run_checks();
+    /* Nothing else tracks obm's blocks (to ASan's leak check they are
+     * arena bytes): with every slot freed, what obm counts in use must be
+     * what it counted before the input. */
     stats_get(&after);
     if (after.bytes_in_use != before.bytes_in_use ||
         after.large_allocs_current != before.large_allocs_current)
