@@ -24,9 +24,10 @@ static void *obmi_malloc_secure_retry(unsigned c);
 static inline void *small_malloc(unsigned c)
 {
     void *p = obmi_heap_malloc_small(obmi_tls_heap, c);
-    if (p != NULL)
-        obmi_track_malloc(p, obmi_class_size(c));
-    if (obmi_secure && (obmi_secure_flags & (OBMI_SECURE_JUNK | OBMI_SECURE_CANARY)) && p != NULL &&
+    if (p == NULL)
+        return NULL;
+    obmi_track_malloc(p, obmi_class_size(c));
+    if (obmi_secure && (obmi_secure_flags & (OBMI_SECURE_JUNK | OBMI_SECURE_CANARY)) &&
         !obmi_secure_malloc(obmi_pool_of(p), p))
         return obmi_malloc_secure_retry(c);
     return p;

@@ -168,7 +168,7 @@ OBMI_RACY static bool list_holds(const obmi_pool *pool, const obmi_class_info *c
             return false;
         if (b == p)
             return true;
-        b = (const obmi_block *)(obmi_word_racy(&b->link) ^ obmi_link_secret);
+        b = obmi_block_next_racy(b);
     }
     return false;
 }

@@ -171,6 +171,13 @@ static inline obmi_block *obmi_block_next(const obmi_block *b)
     return (obmi_block *)(obmi_word_peek(&b->link) ^ obmi_link_secret);
 }
 
+/* The same, for walks of a list another thread may be changing (in
+ * OBMI_RACY functions: a bounded walk that checks every link). */
+static inline const obmi_block *obmi_block_next_racy(const obmi_block *b)
+{
+    return (const obmi_block *)(obmi_word_racy(&b->link) ^ obmi_link_secret);
+}
+
 static inline void obmi_block_set_next(obmi_block *b, const obmi_block *next)
 {
     obmi_word_poke(&b->link, (uintptr_t)next ^ obmi_link_secret);

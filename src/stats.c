@@ -39,7 +39,7 @@ OBMI_RACY static uint32_t remote_count(const obmi_pool *pool, const obmi_class_i
     while (b != NULL && n < limit && obmi_pool_of(b) == pool &&
            obmi_pool_is_block_start_of(pool, b, ci)) {
         n++;
-        b = (const obmi_block *)(obmi_word_racy(&b->link) ^ obmi_link_secret);
+        b = obmi_block_next_racy(b);
     }
     return n;
 }

@@ -353,4 +353,18 @@ static void death_tests(struct CMUnitTest *tests, const struct death_case *cases
                                        .initial_state = (void *)&cases[i]};
 }
 
+/* The program's main: a case named on the command line (a fresh process),
+ * else every case as a cmocka test after test_obm_active (api.h). */
+#define DEATH_MAIN(cases)                                                                          \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        enum { N = sizeof(cases) / sizeof((cases)[0]) };                                           \
+        int rc = death_main(argc, argv, cases, N);                                                 \
+        if (rc >= 0)                                                                               \
+            return rc;                                                                             \
+        struct CMUnitTest tests[1 + N] = {cmocka_unit_test(test_obm_active)};                      \
+        death_tests(tests + 1, cases, N);                                                          \
+        return RUN_TAP_TESTS(tests);                                                               \
+    }
+
 #endif /* OBM_TESTS_DEATH_H */

@@ -873,14 +873,5 @@ static const struct death_case cases[] = {
     CASE(valid_churn, DEATH_EXIT, 0, NULL),
     NAMED("valid_churn_report", valid_churn, DEATH_EXIT, 1, REPORT),
 };
-enum { NCASES = sizeof cases / sizeof cases[0] };
 
-int main(int argc, char **argv)
-{
-    int rc = death_main(argc, argv, cases, NCASES);
-    if (rc >= 0)
-        return rc;
-    struct CMUnitTest tests[1 + NCASES] = {cmocka_unit_test(test_obm_active)};
-    death_tests(tests + 1, cases, NCASES);
-    return RUN_TAP_TESTS(tests);
-}
+DEATH_MAIN(cases)

@@ -175,14 +175,5 @@ static const struct death_case death_cases[] = {
     {"valid_calls", DEATH_EXIT, 0, {NULL}, valid_calls, NULL},
     {"valid_calls_fresh", DEATH_EXIT, 1, {NULL}, valid_calls, NULL},
 };
-enum { NCASES = sizeof death_cases / sizeof death_cases[0] };
 
-int main(int argc, char **argv)
-{
-    int rc = death_main(argc, argv, death_cases, NCASES);
-    if (rc >= 0)
-        return rc;
-    struct CMUnitTest tests[1 + NCASES] = {cmocka_unit_test(test_obm_active)};
-    death_tests(tests + 1, death_cases, NCASES);
-    return RUN_TAP_TESTS(tests);
-}
+DEATH_MAIN(death_cases)

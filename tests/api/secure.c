@@ -165,14 +165,5 @@ static const struct death_case cases[] = {
     {"randomize_order", DEATH_EXIT, 1, {RANDOM}, randomize_order, NULL},
     {"options_off", DEATH_EXIT, 1, {NULL}, options_off, NULL},
 };
-enum { NCASES = sizeof cases / sizeof cases[0] };
 
-int main(int argc, char **argv)
-{
-    int rc = death_main(argc, argv, cases, NCASES);
-    if (rc >= 0)
-        return rc;
-    struct CMUnitTest tests[1 + NCASES] = {cmocka_unit_test(test_obm_active)};
-    death_tests(tests + 1, cases, NCASES);
-    return RUN_TAP_TESTS(tests);
-}
+DEATH_MAIN(cases)
