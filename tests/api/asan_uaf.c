@@ -1,7 +1,7 @@
 /* AddressSanitizer sees a program's bugs in obm's blocks: obm poisons
  * free and never-carved blocks (src/track.h), so a read of a freed block,
- * or past a block into a neighbour never handed out, is reported even
- * though the arena is mmap'd memory ASan knows nothing of.
+ * or a read or a write past a block into a neighbour never handed out, is
+ * reported even though the arena is mmap'd memory ASan knows nothing of.
  *
  * Each case runs in a forked child whose stderr goes into a pipe; the
  * parent allocates the block first, so it knows the address ASan must
@@ -47,11 +47,23 @@ static void case_uaf(void)
     (void)peek(block + 3);
 }
 
+/* Write one byte: volatile, so the store stays and is instrumented. */
+static void poke(unsigned char *p, unsigned char v)
+{
+    *(volatile unsigned char *)p = v;
+}
+
 /* One byte past the block, in the next block of its pool, which nothing
  * in this process has been given. */
 static void case_overflow(void)
 {
     (void)peek(block + usable);
+}
+
+/* The same byte written: an overflow, as by a copy one byte too long. */
+static void case_overflow_write(void)
+{
+    poke(block + usable, 0x5a);
 }
 
 /* Blocks of every class and of the backing allocator, written and read
@@ -138,9 +150,10 @@ static void result(const char *name, const char *why, const struct outcome *o)
     }
 }
 
-/* The child died of ASan's report on a read of 1 byte at addr, of the
- * kind named. */
-static void expect_report(const char *name, void (*fn)(void), const char *kind, const void *addr)
+/* The child died of ASan's report on an access (READ or WRITE) of 1 byte
+ * at addr, of the kind named. */
+static void expect_report(const char *name, void (*fn)(void), const char *kind, const char *op,
+                          const void *addr)
 {
     struct outcome o;
     run_child(fn, &o);
@@ -148,7 +161,7 @@ static void expect_report(const char *name, void (*fn)(void), const char *kind, 
     /* ASan prints addresses with 12 hex digits at least. */
     snprintf(error, sizeof error, "ERROR: AddressSanitizer: %s on address 0x%012" PRIxPTR " ", kind,
              (uintptr_t)addr);
-    snprintf(access, sizeof access, "\nREAD of size 1 at 0x%012" PRIxPTR " thread T0",
+    snprintf(access, sizeof access, "\n%s of size 1 at 0x%012" PRIxPTR " thread T0", op,
              (uintptr_t)addr);
     if (WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0)
         snprintf(why, sizeof why, "the child exited with status 0");
@@ -163,7 +176,7 @@ static void expect_report(const char *name, void (*fn)(void), const char *kind, 
 
 int main(void)
 {
-    printf("1..3\n");
+    printf("1..4\n");
 
     struct outcome o;
     run_child(case_clean, &o);
@@ -180,7 +193,7 @@ int main(void)
         return 1;
     }
     expect_report("use after free of a 48-byte obm block: use-after-poison", case_uaf,
-                  "use-after-poison", block + 3);
+                  "use-after-poison", "READ", block + 3);
     obm_free(block);
 
     /* 481..496 bytes (class 30): the first request of its class in this
@@ -192,7 +205,9 @@ int main(void)
         return 1;
     }
     expect_report("a read one byte past a 496-byte obm block, in its unused neighbour",
-                  case_overflow, "use-after-poison", block + usable);
+                  case_overflow, "use-after-poison", "READ", block + usable);
+    expect_report("a write one byte past a 496-byte obm block, into its unused neighbour",
+                  case_overflow_write, "use-after-poison", "WRITE", block + usable);
     obm_free(block);
     return failures == 0 ? 0 : 1;
 }

@@ -5,8 +5,9 @@
  * skew toward small, 1 % large up to 64 KiB), frees, reallocs (growing,
  * shrinking and across the 512-byte limit) and hands blocks to other
  * threads through a shared transfer array (a quarter of new blocks go
- * there, and others are swapped in later), so many frees and reallocs
- * happen on a thread other than the allocating one. Between rounds the
+ * there, and others are swapped in later; a thread never takes back a
+ * block it made), so over a third of the blocks are freed or realloc'ed
+ * by a thread other than the one that made them. Between rounds the
  * threads are joined and new ones started (thread creation and exit with
  * blocks still in flight), and main frees about half the transfer array.
  *
@@ -34,7 +35,7 @@ enum {
     SCALE = 20,
     STEPS = SCALE * 800, /* operations per thread and round */
     CAP = 1024,          /* live blocks a thread keeps at most */
-    TRANSFERS = 1024,    /* slots of the shared transfer array */
+    TRANSFERS = 16384,   /* slots of the shared transfer array */
     LARGE_MAX = 64 * 1024,
 };
 
@@ -43,6 +44,7 @@ struct item {
     size_t n;        /* requested size */
     uint64_t cookie; /* the block's pattern */
     unsigned origin; /* round * NTHREADS + thread that made the block */
+    bool crossed;    /* freed or realloc'ed by another thread at least once */
 };
 
 struct slot {
@@ -51,7 +53,9 @@ struct slot {
 };
 
 struct counts {
-    unsigned long mallocs, callocs, frees, reallocs, crossing, large, handed, remote;
+    /* remote: frees and reallocs by another thread; crossed: blocks with
+     * at least one of those */
+    unsigned long mallocs, callocs, frees, reallocs, crossing, large, handed, remote, crossed;
 };
 
 struct worker {
@@ -183,9 +187,18 @@ static struct item make(struct worker *w)
     return it;
 }
 
-static void note_remote(struct worker *w, const struct item *it)
+/* A free or realloc of it on a thread that did not make it. */
+static void count_remote(struct counts *c, struct item *it)
 {
-    w->c.remote += it->origin != w->round * NTHREADS + w->id;
+    c->remote++;
+    c->crossed += !it->crossed;
+    it->crossed = true;
+}
+
+static void note_remote(struct worker *w, struct item *it)
+{
+    if (it->origin != w->round * NTHREADS + w->id)
+        count_remote(&w->c, it);
 }
 
 static void release(struct worker *w, struct item *it)
@@ -253,16 +266,27 @@ static void resize(struct worker *w, struct item *it)
     fill(q, m, it->cookie);
 }
 
-/* Swap *it with a random transfer slot (either may be empty). */
+/* Swap *it with a random transfer slot (either may be empty), but never
+ * take a block this thread made: a block handed over is then freed or
+ * realloc'ed by another thread, whatever the scheduling. After a few slots
+ * holding its own blocks, *it stays. */
 static void exchange(struct worker *w, struct item *it)
 {
-    struct slot *s = &transfer[rng_next(&w->rng) % TRANSFERS];
-    pthread_mutex_lock(&s->lock);
-    struct item got = s->it;
-    s->it = *it;
-    pthread_mutex_unlock(&s->lock);
-    *it = got;
-    w->c.handed++;
+    unsigned me = w->round * NTHREADS + w->id;
+    for (int tries = 0; tries < 8; tries++) {
+        struct slot *s = &transfer[rng_next(&w->rng) % TRANSFERS];
+        pthread_mutex_lock(&s->lock);
+        struct item got = s->it;
+        bool mine = got.p != NULL && got.origin == me;
+        if (!mine)
+            s->it = *it;
+        pthread_mutex_unlock(&s->lock);
+        if (!mine) {
+            *it = got;
+            w->c.handed++;
+            return;
+        }
+    }
 }
 
 /* Drop table entry i if it is empty, keeping the table dense. */
@@ -317,10 +341,10 @@ static void drain_transfers(uint64_t *rng, bool all, struct counts *c)
             continue;
         if (!check_item(it, it->n, NULL, "freeing a transferred block"))
             return;
+        count_remote(c, it);
         T_FREE(it->p);
         it->p = NULL;
         c->frees++;
-        c->remote++;
     }
 }
 
@@ -354,19 +378,21 @@ static void test_stress_content(void **state)
             total.large += w->c.large;
             total.handed += w->c.handed;
             total.remote += w->c.remote;
+            total.crossed += w->c.crossed;
         }
         drain_transfers(&rng, round + 1 == ROUNDS, &total);
     }
     alarm(0);
     report_failure();
     printf("# %u threads x %u rounds in %lu ms: %lu malloc, %lu calloc, %lu realloc (%lu across "
-           "512 B), %lu large, %lu free, %lu handed over, %lu freed or realloc'ed by another "
-           "thread\n",
+           "512 B), %lu large, %lu free, %lu handed over, %lu frees and reallocs by another "
+           "thread, on %lu blocks (%.1f %%)\n",
            NTHREADS, ROUNDS, now_ms() - start, total.mallocs, total.callocs, total.reallocs,
-           total.crossing, total.large, total.frees, total.handed, total.remote);
+           total.crossing, total.large, total.frees, total.handed, total.remote, total.crossed,
+           100.0 * (double)total.crossed / (double)(total.mallocs + total.callocs));
     /* Everything made was freed, and the mix really happened. */
     assert_int_equal(total.mallocs + total.callocs, total.frees);
-    assert_true(total.remote > total.frees / 10);
+    assert_true(total.crossed * 3 > total.mallocs + total.callocs);
     assert_true(total.crossing > 1000 && total.large > 1000 && total.callocs > 1000);
     for (size_t i = 0; i < TRANSFERS; i++)
         assert_null(transfer[i].it.p);

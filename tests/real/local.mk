@@ -15,3 +15,11 @@ tests_real_obmprobe_la_SOURCES = tests/real/obmprobe.c
 tests_real_obmprobe_la_CFLAGS = $(AM_CFLAGS) -fno-builtin
 tests_real_obmprobe_la_LDFLAGS = -module -avoid-version -rpath $(abs_builddir)
 tests_real_obmprobe_la_LIBADD = -ldl
+
+# obm-run on a process, its child and its grandchild.
+dist_check_SCRIPTS += tests/real/test_obm_run_tree.sh
+TESTS += tests/real/test_obm_run_tree.sh
+
+# OBM_VERBOSE from the environment, in fresh processes.
+dist_check_SCRIPTS += tests/real/test_verbose.sh
+TESTS += tests/real/test_verbose.sh
