@@ -189,9 +189,13 @@ static void test_check_catches_damage(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_init_carves_nothing), cmocka_unit_test(test_carve_batches_in_order),
-        cmocka_unit_test(test_exhaust_every_class), cmocka_unit_test(test_block_start_every_offset),
-        cmocka_unit_test(test_block_start_partial), cmocka_unit_test(test_check_catches_damage),
+        cmocka_unit_test(test_init_carves_nothing),
+        cmocka_unit_test(test_carve_batches_in_order),
+        cmocka_unit_test(test_exhaust_every_class),
+        cmocka_unit_test(test_block_start_every_offset),
+        cmocka_unit_test(test_block_start_empty_pool),
+        cmocka_unit_test(test_block_start_partial),
+        cmocka_unit_test(test_check_catches_damage),
     };
     return RUN_TAP_TESTS(tests);
 }
