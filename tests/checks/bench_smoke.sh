@@ -1,65 +1,114 @@
 #!/bin/sh
-# The benchmark programs still build, run under the drop-in, and print what
-# bench/run.py parses (the numbers themselves are for `make bench`).
+# The benchmark programs still build, run under the drop-in and exit 0,
+# obm serves their mallocs (its JSON report at exit, OBM_SHOW_STATS, counts
+# them), and they print what bench/run.py parses (the numbers themselves
+# are for `make bench`). Every program `make` builds is in the plan:
+# obm-speed is built only when configure found google-benchmark, and is
+# skipped, saying so, only then; any other one missing fails.
 b=$top_builddir/bench
-progs="obm-mem-random90 obm-mem-pinning obm-mem-phased obm-mem-churn obm-pairs obm-speed"
-n=0
-for p in $progs; do [ -x "$b/$p" ] && n=$((n + 1)); done
-echo "1..$((n + 1))"
+if [ ! -f "$OBM_DROPIN" ]; then
+    echo "Bail out! drop-in library not found: OBM_DROPIN='$OBM_DROPIN'"
+    exit 1
+fi
+if [ -z "$PYTHON3" ]; then
+    echo "Bail out! python3 not found (configure's PYTHON3): it reads the programs' JSON"
+    exit 1
+fi
+# "" when configure enabled google-benchmark, "#" when not.
+if ! have_benchmark=$(printf '@HAVE_BENCHMARK_TRUE@' | "$top_builddir/config.status" -q --file=-) ||
+    { [ "$have_benchmark" != "" ] && [ "$have_benchmark" != "#" ]; }; then
+    echo "Bail out! config.status does not say whether obm-speed is built"
+    exit 1
+fi
+dir=$(mktemp -d "${TMPDIR:-/tmp}/obm-bench-smoke.XXXXXX") || exit 1
+trap 'rm -rf "$dir"' EXIT
+echo 1..7
 i=0
-json_ok() { "$PYTHON3" -c 'import json, sys; json.loads(sys.stdin.read().strip().splitlines()[-1])'; }
+
+# run PROGRAM ARGS...: PROGRAM under the drop-in with its stdout in
+# $dir/out; false, with the reason in $why, when it is not built, exits
+# non-zero, or obm did not serve it: one report at exit (one process), with
+# at least 10,000 small mallocs.
+run() {
+    p=$1
+    shift
+    rm -f "$dir"/out "$dir"/err "$dir"/stats.*
+    if [ ! -x "$b/$p" ]; then
+        why="$b/$p was not built"
+        return 1
+    fi
+    env LD_PRELOAD="$OBM_DROPIN" OBM_SHOW_STATS=json OBM_STATS_FILE="$dir/stats.%p.json" \
+        "$b/$p" "$@" >"$dir/out" 2>"$dir/err"
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        tail -5 "$dir/err" | sed 's/^/# /'
+        why="exit status $rc"
+        return 1
+    fi
+    if ! why=$("$PYTHON3" - "$dir"/stats.* 2>&1 <<'PY'
+import json, sys
+files = [f for f in sys.argv[1:] if not f.endswith("*")]
+if len(files) != 1:
+    sys.exit("%d reports from obm at exit, expected 1: was the drop-in preloaded?" % len(files))
+s = json.load(open(files[0]))
+mallocs = sum(c["mallocs"] for c in s["classes"])
+if mallocs < 10000:
+    sys.exit("obm served %d small mallocs, expected at least 10,000" % mallocs)
+PY
+    ); then
+        return 1
+    fi
+}
+# The last line of $dir/out is a JSON object naming obm as the allocator
+# (bench/mem/memutil.h: "allocator" 1 is obm).
+mem_json_ok() {
+    why=$("$PYTHON3" -c 'import json, sys
+lines = open(sys.argv[1]).read().strip().splitlines()
+if not lines:
+    sys.exit("no output")
+r = json.loads(lines[-1])
+if r.get("allocator") != 1:
+    sys.exit("the program saw allocator %r, not obm (1)" % r.get("allocator"))' "$dir/out" 2>&1)
+}
+result() { # ok?, description
+    i=$((i + 1))
+    if [ "$1" = 0 ]; then
+        echo "ok $i - $2"
+    else
+        # A reason of several lines (a traceback): its last on the TAP line.
+        printf '%s\n' "$why" | sed '$d; s/^/# /'
+        echo "not ok $i - $2: $(printf '%s\n' "$why" | tail -1)"
+    fi
+}
+
 for p in obm-mem-random90 obm-mem-pinning; do
-    [ -x "$b/$p" ] || continue
-    i=$((i + 1))
-    if env LD_PRELOAD="$OBM_DROPIN" "$b/$p" --quick --idle-ms 0 | json_ok; then
-        echo "ok $i - $p --quick prints JSON under obm"
-    else
-        echo "not ok $i - $p --quick under obm"
-    fi
+    run "$p" --quick --idle-ms 0 && mem_json_ok
+    result $? "$p --quick prints its JSON, served by obm"
 done
-for p in obm-mem-phased; do
-    [ -x "$b/$p" ] || continue
+run obm-mem-phased --quick && mem_json_ok
+result $? "obm-mem-phased --quick prints its JSON, served by obm"
+
+run obm-mem-churn --quick --steps 300000 --series "$dir/series" && mem_json_ok &&
+    { head -1 "$dir/series" | grep -q '^step,seconds,rss_kib,live_bytes$' ||
+        { why="its series has no header line"; false; }; }
+result $? "obm-mem-churn prints its JSON and writes its series, served by obm"
+
+run obm-pairs 1000 64 live
+result $? "obm-pairs runs, served by obm"
+
+if [ "$have_benchmark" = "#" ]; then
     i=$((i + 1))
-    if env LD_PRELOAD="$OBM_DROPIN" "$b/$p" --quick | json_ok; then
-        echo "ok $i - $p --quick prints JSON under obm"
-    else
-        echo "not ok $i - $p --quick under obm"
-    fi
-done
-if [ -x "$b/obm-mem-churn" ]; then
-    i=$((i + 1))
-    series=$(mktemp)
-    if env LD_PRELOAD="$OBM_DROPIN" "$b/obm-mem-churn" --quick --steps 300000 --series "$series" |
-        json_ok && head -1 "$series" | grep -q '^step,seconds,rss_kib,live_bytes$'; then
-        echo "ok $i - obm-mem-churn prints JSON and writes its series under obm"
-    else
-        echo "not ok $i - obm-mem-churn under obm"
-    fi
-    rm -f "$series"
-fi
-if [ -x "$b/obm-pairs" ]; then
-    i=$((i + 1))
-    if env LD_PRELOAD="$OBM_DROPIN" "$b/obm-pairs" 1000 64 live; then
-        echo "ok $i - obm-pairs runs under obm"
-    else
-        echo "not ok $i - obm-pairs under obm"
-    fi
-fi
-if [ -x "$b/obm-speed" ]; then
-    i=$((i + 1))
-    out=$(env LD_PRELOAD="$OBM_DROPIN" "$b/obm-speed" --benchmark_filter='BM_pair_live/64$' \
-        --benchmark_min_time=0.01 --benchmark_format=json 2>/dev/null)
-    if echo "$out" | "$PYTHON3" -c 'import json, sys
-b = json.load(sys.stdin)["benchmarks"]
-assert b and b[0]["items_per_second"] > 0'; then
-        echo "ok $i - obm-speed runs a benchmark under obm and reports items/s"
-    else
-        echo "not ok $i - obm-speed under obm"
-    fi
-fi
-i=$((i + 1))
-if "$PYTHON3" -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' "$top_srcdir/bench/run.py"; then
-    echo "ok $i - bench/run.py compiles"
+    echo "ok $i # SKIP obm-speed: configure found no google-benchmark (libbenchmark-dev)"
 else
-    echo "not ok $i - bench/run.py does not compile"
+    run obm-speed --benchmark_filter='BM_pair_live/64$' --benchmark_min_time=0.01 \
+        --benchmark_format=json &&
+        why=$("$PYTHON3" -c 'import json, sys
+b = json.load(open(sys.argv[1]))["benchmarks"]
+if not b or not b[0]["items_per_second"] > 0:
+    sys.exit("no benchmark with items/s in its JSON")' "$dir/out" 2>&1)
+    result $? "obm-speed runs a benchmark and reports items/s, served by obm"
 fi
+
+why=$("$PYTHON3" -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' \
+    "$top_srcdir/bench/run.py" 2>&1)
+result $? "bench/run.py compiles"

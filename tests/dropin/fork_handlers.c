@@ -50,22 +50,39 @@ static void test_fork_with_allocating_handlers(void **state)
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, allocator_thread, NULL), 0);
     for (int i = 0; i < 200; i++) {
+        /* Only this thread forks, so each fork moves the counts by exactly
+         * its own handlers' calls: main's prepare and child, the library's
+         * prepare and child in the child; main's prepare, the library's
+         * prepare and parent in the parent. */
+        int main_before = handler_calls, lib_before = forkhandlers_calls;
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
             void *p = malloc(64);
             free(p);
-            _exit(handler_calls >= 2 && forkhandlers_calls >= 2 ? 17 : 1); /* handlers ran */
+            int main_calls = handler_calls - main_before,
+                lib_calls = forkhandlers_calls - lib_before;
+            /* Exit code: 10 * main's calls + the library's; 22 when both ran twice. */
+            _exit(main_calls >= 0 && main_calls < 10 && lib_calls >= 0 && lib_calls < 10
+                      ? 10 * main_calls + lib_calls
+                      : 99);
         }
         int status;
         assert_int_equal(waitpid(pid, &status, 0), pid);
         assert_true(WIFEXITED(status));
-        assert_int_equal(WEXITSTATUS(status), 17);
+        if (WEXITSTATUS(status) != 22)
+            fail_msg("fork %d: child saw %d calls of main's handlers and %d of the library's, "
+                     "expected 2 and 2",
+                     i, WEXITSTATUS(status) / 10, WEXITSTATUS(status) % 10);
+        if (handler_calls - main_before != 1 || forkhandlers_calls - lib_before != 2)
+            fail_msg("fork %d: parent saw %d calls of main's handlers and %d of the library's, "
+                     "expected 1 and 2",
+                     i, handler_calls - main_before, forkhandlers_calls - lib_before);
     }
     stop = 1;
     assert_int_equal(pthread_join(t, NULL), 0);
-    assert_true(handler_calls >= 200);      /* main's prepare */
-    assert_true(forkhandlers_calls >= 400); /* the library's prepare and parent */
+    assert_int_equal(handler_calls, 200);      /* main's prepare */
+    assert_int_equal(forkhandlers_calls, 400); /* the library's prepare and parent */
 }
 
 int main(void)

@@ -8,7 +8,8 @@
  *   mallinfo         the same numbers in its int fields
  *   malloc_info      glibc's XML shape, a <size> per class with free blocks
  *                    whose counts match the statistics; EINVAL for options
- *   malloc_stats     the text report on stderr
+ *   malloc_stats     the text report on stderr, every number of it the
+ *                    statistics'
  *   malloc_trim      gives back the thread's empty pools and the free
  *                    arenas, and reports it */
 #define _GNU_SOURCE
@@ -108,25 +109,177 @@ static void test_malloc_info(void **state)
         free(p[i]);
 }
 
+/* malloc_stats' text report, parsed: the class rows and the "name = value"
+ * lines, in order. */
+struct report {
+    unsigned rows;
+    size_t row[OBM_NCLASSES][8]; /* class, size, pools, in use, free, remote, mallocs, frees */
+    unsigned lines;
+    char name[48][64];
+    size_t value[48];
+};
+
+/* A number that may hold thousands separators; NULL when there is none. */
+static const char *parse_grouped(const char *p, size_t *v)
+{
+    while (*p == ' ')
+        p++;
+    if (*p < '0' || *p > '9')
+        return NULL;
+    for (*v = 0; (*p >= '0' && *p <= '9') || *p == ','; p++)
+        if (*p != ',')
+            *v = *v * 10 + (size_t)(*p - '0');
+    return p;
+}
+
+static void parse_report(char *text, struct report *r)
+{
+    memset(r, 0, sizeof *r);
+    char *save = NULL, *line = strtok_r(text, "\n", &save);
+    int in_table = 0;
+    for (; line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "-----", 5) == 0) {
+            in_table = 1;
+            continue;
+        }
+        char *eq = strstr(line, " = ");
+        if (in_table && eq == NULL) {
+            assert_true(r->rows < OBM_NCLASSES);
+            const char *p = line;
+            for (int i = 0; i < 8; i++)
+                if ((p = parse_grouped(p, &r->row[r->rows][i])) == NULL)
+                    fail_msg("class row %u: not 8 numbers: %s", r->rows, line);
+            assert_true(*p == '\0');
+            r->rows++;
+            continue;
+        }
+        in_table = 0;
+        if (eq == NULL || strncmp(line, "Small block threshold", 21) == 0)
+            continue;
+        assert_true(r->lines < sizeof r->value / sizeof *r->value);
+        char *end = eq;
+        while (end > line && end[-1] == ' ')
+            end--;
+        assert_true((size_t)(end - line) < sizeof r->name[0]);
+        memcpy(r->name[r->lines], line, (size_t)(end - line));
+        const char *rest = parse_grouped(eq + 3, &r->value[r->lines]);
+        if (rest == NULL || *rest != '\0')
+            fail_msg("not a number after '=': %s", line);
+        r->lines++;
+    }
+}
+
+/* The report's numbers are the statistics', line by line, and they move by
+ * exactly the blocks this test allocates. */
 static void test_malloc_stats(void **state)
 {
     (void)state;
+    enum { M = 500 };
+    static void *p[M];
+    obm_stats_t s0 = stats();
+    for (int i = 0; i < M; i++)
+        assert_non_null(p[i] = malloc(100)); /* class 6, 112 bytes */
+    void *big = malloc(100000);
+    assert_non_null(big);
     char path[] = "/tmp/obm-malloc-stats-XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     unlink(path);
+    fflush(stderr);
     int saved = dup(STDERR_FILENO);
-    dup2(fd, STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    obm_stats_t s = stats();
     malloc_stats();
+    obm_stats_t s_after = stats();
     dup2(saved, STDERR_FILENO);
     close(saved);
     static char buf[1 << 14];
     ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
     close(fd);
-    assert_true(n > 0);
+    assert_true(n > 0 && n < (ssize_t)sizeof buf - 1);
     buf[n] = '\0';
-    assert_non_null(strstr(buf, "Small block threshold = 512, in 32 size classes."));
-    assert_non_null(strstr(buf, "# bytes lost to quantization"));
+    /* Nothing allocated while it ran: the report is of s. */
+    assert_memory_equal(&s, &s_after, sizeof s);
+
+    char want[128];
+    snprintf(want, sizeof want, "obm %s statistics, pid %d (", OBM_VERSION_STRING, (int)getpid());
+    assert_true(strncmp(buf, want, strlen(want)) == 0);
+    assert_non_null(strstr(buf, "\nSmall block threshold = 512, in 32 size classes.\n"));
+    struct report r;
+    parse_report(buf, &r);
+
+    unsigned row = 0;
+    for (unsigned c = 0; c < OBM_NCLASSES; c++) {
+        const obm_class_stats_t *k = &s.classes[c];
+        if (k->pools == 0 && k->mallocs == 0)
+            continue;
+        if (row >= r.rows)
+            fail_msg("no row for class %u", c);
+        size_t w[8] = {
+            c,          k->block_size, k->pools, k->blocks_in_use, k->blocks_free, k->blocks_remote,
+            k->mallocs, k->frees};
+        for (int i = 0; i < 8; i++)
+            if (r.row[row][i] != w[i])
+                fail_msg("class %u, column %d: %zu, statistics %zu", c, i, r.row[row][i], w[i]);
+        row++;
+    }
+    assert_int_equal(r.rows, row);
+
+    char arenas[64], pools[64];
+    snprintf(arenas, sizeof arenas, "%zu arenas * 262144 bytes/arena", s.arenas_current);
+    snprintf(pools, sizeof pools, "%zu unused pools * 4096 bytes", s.pools_empty);
+    const struct {
+        const char *name;
+        size_t value;
+    } lines[] = {
+        {"# arenas allocated total", s.arenas_allocated_total},
+        {"# arenas reclaimed", s.arenas_released_total},
+        {"# arenas highwater mark", s.arenas_highwater},
+        {"# arenas allocated current", s.arenas_current},
+        {arenas, s.bytes_mapped},
+        {"# bytes in allocated blocks", s.bytes_in_use},
+        {"# bytes in available blocks", s.bytes_free_blocks},
+        {pools, s.bytes_empty_pools},
+        {"# bytes lost to pool headers", s.bytes_pool_headers},
+        {"# bytes lost to quantization", s.bytes_quantization},
+        {"Total", s.bytes_mapped},
+        {"# pools in use", s.pools_in_use},
+        {"# pools full", s.pools_full},
+        {"# unused pools cached by heaps", s.pools_cached},
+        {"# unused pools never touched", s.pools_untouched},
+        {"# unused pools purged", s.pools_purged},
+        {"# bytes resident at most", s.bytes_resident},
+        {"# pools purged total", s.pools_purged_total},
+        {"# purge calls (madvise)", s.purges_total},
+        {"# pools taken by heaps", s.pools_taken_total},
+        {"# pools returned by heaps", s.pools_returned_total},
+        {"# large blocks (backing allocator)", s.large_allocs_current},
+        {"# bytes in large blocks", s.large_bytes_current},
+        {"# large requests total", s.large_allocs_total},
+        {"# heaps live", s.heaps_live},
+        {"# heaps abandoned", s.heaps_abandoned},
+        {"# heaps created", s.heaps_created},
+        {"# heaps adopted", s.heaps_adopted},
+    };
+    assert_int_equal(r.lines, sizeof lines / sizeof *lines);
+    for (unsigned i = 0; i < r.lines; i++) {
+        if (strcmp(r.name[i], lines[i].name) != 0)
+            fail_msg("line %u: '%s', expected '%s'", i, r.name[i], lines[i].name);
+        if (r.value[i] != lines[i].value)
+            fail_msg("%s: %zu, statistics %zu", lines[i].name, r.value[i], lines[i].value);
+    }
+
+    /* The statistics themselves moved by what was allocated. */
+    assert_int_equal(s.classes[6].blocks_in_use, s0.classes[6].blocks_in_use + M);
+    assert_int_equal(s.classes[6].mallocs, s0.classes[6].mallocs + M);
+    assert_int_equal(s.bytes_in_use, s0.bytes_in_use + (size_t)M * 112);
+    assert_int_equal(s.large_allocs_current, s0.large_allocs_current + 1);
+    assert_int_equal(s.large_bytes_current, s0.large_bytes_current + malloc_usable_size(big));
+    assert_true(s.heaps_live >= 1 && s.arenas_current >= 1);
+    for (int i = 0; i < M; i++)
+        free(p[i]);
+    free(big);
 }
 
 /* Three arenas' worth of blocks freed leave free arenas (the spare, or
