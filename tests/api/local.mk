@@ -187,11 +187,14 @@ tests_api_secure_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
 endif
 
 # ASan reports a use after free and an overflow of obm blocks (asan_uaf.c):
-# run by test.sh's build-sanitize (SANITIZE_TESTS), skipped in builds
-# without ASan; not in INTERNAL_TESTS, which valgrind runs too.
+# run by test.sh's build-sanitize (SANITIZE_TESTS), in TESTS only in a
+# build with ASan (configure: OBM_ASAN); not in INTERNAL_TESTS, which
+# valgrind runs too.
 SANITIZE_TESTS += tests/api/asan_uaf
 check_PROGRAMS += tests/api/asan_uaf
+if OBM_ASAN
 TESTS += tests/api/asan_uaf
+endif
 tests_api_asan_uaf_SOURCES = tests/api/asan_uaf.c
 tests_api_asan_uaf_LDADD = libobm.la
 tests_api_asan_uaf_LDFLAGS = -no-install
