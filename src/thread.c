@@ -227,7 +227,10 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     atomic_store_explicit(&forking, false, memory_order_release);
-    pthread_mutex_init(&obmi_main_arenas.lock, NULL);
+    /* The forking thread, the child's only one, holds it since prepare:
+     * unlocked, not initialised again (undefined for a locked mutex, and
+     * ThreadSanitizer then sees the child's next lock as a double lock). */
+    pthread_mutex_unlock(&obmi_main_arenas.lock);
     for (obmi_heap *heap = all_heaps; heap != NULL; heap = heap->allnext) {
         if (heap == obmi_tls_heap)
             continue;

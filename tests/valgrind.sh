@@ -1,3 +1,15 @@
 #!/bin/sh
 # LOG_COMPILER for `make check` under memcheck: any error fails the test.
-exec valgrind -q --error-exitcode=99 --leak-check=no --track-origins=no "$@"
+# --trace-children=yes: the death tests, the purge-delay cases and the
+# secure cases exec the test program again, and those children run under
+# memcheck too (a fork's child always does), with the same options. The
+# suppressions are the writes the tests make on purpose (valgrind.supp).
+# Two children run natively (--trace-children-skip-by-arg), as the cases
+# are about the process without valgrind:
+#   free_stack_var  (hardening.c) must die of glibc's abort on freeing a
+#                   stack address; memcheck's free reports it and returns
+#   fifty           (purge.c) times its frees against a 50 ms purge delay,
+#                   which memcheck's pace cannot keep
+exec valgrind -q --trace-children=yes --trace-children-skip-by-arg=free_stack_var,fifty \
+    --suppressions="$(dirname "$0")/valgrind.supp" \
+    --error-exitcode=99 --leak-check=no --track-origins=no "$@"

@@ -69,8 +69,10 @@ tests_api_oom_plain_SOURCES = $(tests_api_oom_obm_SOURCES)
 tests_api_oom_plain_CFLAGS = $(API_PLAIN_FLAGS)
 tests_api_oom_plain_LDADD = $(API_PLAIN_LIBS) $(PTHREAD_LIBS)
 
-# TESTPLAN group H (hardening): death tests through death.h, as invalid.c.
+# TESTPLAN group H (hardening): death tests through death.h, as invalid.c;
+# its cross-thread cases start threads, so ThreadSanitizer runs it too.
 API_OBM_TESTS += tests/api/hardening_obm
+THREAD_TESTS += tests/api/hardening_obm
 API_PRELOADED_TESTS += tests/api/hardening_preload.sh
 check_PROGRAMS += tests/api/hardening_plain
 
@@ -148,7 +150,8 @@ endif
 # Purge (tests/api/purge.c, built three ways): purge_obm holds the cases
 # that measure no residency (obm_trim's return, the purge delay in fresh
 # processes, pools reused after their purge), so it runs under valgrind and
-# the sanitizers too; purge_rss_obm holds the one that reads RSS and
+# the sanitizers too, ThreadSanitizer included (obm_trim from a second
+# thread); purge_rss_obm holds the one that reads RSS and
 # mincore, which valgrind and ASan change, so it stays out of
 # INTERNAL_TESTS (as rss_obm does); purge_plain, run only with the drop-in
 # preloaded (purge_preload.sh), holds both. purge_stress.sh runs the
@@ -156,6 +159,7 @@ endif
 # (OBM_PURGE_DELAY_MS=0).
 if HAVE_CMOCKA
 API_OBM_TESTS += tests/api/purge_obm
+THREAD_TESTS += tests/api/purge_obm
 API_PURGE_TESTS = tests/api/purge_rss_obm tests/api/purge_preload.sh tests/api/purge_stress.sh
 check_PROGRAMS += tests/api/purge_rss_obm tests/api/purge_plain
 TESTS += $(API_PURGE_TESTS)
@@ -187,11 +191,14 @@ tests_api_secure_obm_LDFLAGS = $(API_OBM_LINKFLAGS)
 endif
 
 # ASan reports a use after free and an overflow of obm blocks (asan_uaf.c):
-# run by test.sh's build-sanitize (SANITIZE_TESTS), skipped in builds
-# without ASan; not in INTERNAL_TESTS, which valgrind runs too.
+# run by test.sh's build-sanitize (SANITIZE_TESTS), in TESTS only in a
+# build with ASan (configure: OBM_ASAN); not in INTERNAL_TESTS, which
+# valgrind runs too.
 SANITIZE_TESTS += tests/api/asan_uaf
 check_PROGRAMS += tests/api/asan_uaf
+if OBM_ASAN
 TESTS += tests/api/asan_uaf
+endif
 tests_api_asan_uaf_SOURCES = tests/api/asan_uaf.c
 tests_api_asan_uaf_LDADD = libobm.la
 tests_api_asan_uaf_LDFLAGS = -no-install

@@ -78,15 +78,15 @@ endif
 
 # memcheck.sh: valgrind reports a program's use after free, leak and
 # overflow of obm blocks (uaf.c), which only obm's client requests make
-# visible: run in a build configured with --enable-valgrind, skipped
-# elsewhere. uaf.c needs no cmocka.
+# visible: in TESTS only in a build configured with --enable-valgrind,
+# absent elsewhere. uaf.c needs no cmocka.
 dist_check_SCRIPTS += tests/dropin/memcheck.sh
-TESTS += tests/dropin/memcheck.sh
-check_PROGRAMS += tests/dropin/uaf_preload
 tests_dropin_uaf_preload_SOURCES = tests/dropin/uaf.c
 tests_dropin_uaf_preload_CFLAGS = $(AM_CFLAGS) -fno-builtin
 tests_dropin_uaf_preload_LDADD = -ldl
 if OBM_VALGRIND
+TESTS += tests/dropin/memcheck.sh
+check_PROGRAMS += tests/dropin/uaf_preload
 OBM_MEMCHECK_HOOKS = yes
 else
 OBM_MEMCHECK_HOOKS = no

@@ -1,16 +1,18 @@
 # tests/fuzz: a libFuzzer harness over the obm_* API (fuzz_ops.c), its seed
 # corpus (corpus/, written by make_corpus.py), a short run for `make check`
 # (fuzz_run.sh, FUZZ_SECONDS, default 60) and `make fuzz` for long ones.
-# The harness is built only when the compiler has libFuzzer (configure:
-# HAVE_LIBFUZZER, e.g. CC=clang); otherwise the test is skipped.
+# The harness and its test are built and listed only when the compiler has
+# libFuzzer (configure: HAVE_LIBFUZZER, e.g. CC=clang); elsewhere the test
+# is not in TESTS at all.
 
-FUZZ_TESTS = tests/fuzz/fuzz_run.sh
-dist_check_SCRIPTS += $(FUZZ_TESTS)
-TESTS += $(FUZZ_TESTS)
+dist_check_SCRIPTS += tests/fuzz/fuzz_run.sh
 EXTRA_DIST += tests/fuzz/make_corpus.py tests/fuzz/corpus tests/fuzz/coverage-ignore.txt
 
+FUZZ_TESTS =
 FUZZERS =
 if HAVE_LIBFUZZER
+FUZZ_TESTS += tests/fuzz/fuzz_run.sh
+TESTS += $(FUZZ_TESTS)
 FUZZ_CFLAGS = -fsanitize=fuzzer-no-link
 FUZZERS += tests/fuzz/fuzz_ops
 check_PROGRAMS += $(FUZZERS)
@@ -43,11 +45,13 @@ fuzz:
 	@echo "make fuzz: needs a compiler with libFuzzer (configure CC=clang)" >&2; exit 1
 endif
 
-# test.sh builds only what its fuzz run needs.
+# test.sh builds only what its fuzz run needs, and runs only its test.
 print-fuzzers:
 	@echo $(FUZZERS)
+print-fuzz-tests:
+	@echo $(FUZZ_TESTS)
 
 distclean-local: distclean-fuzz
 distclean-fuzz:
 	-rm -rf tests/fuzz/fuzz-corpus tests/fuzz/fuzz-artifacts tests/fuzz/fuzz-run.*
-.PHONY: fuzz print-fuzzers distclean-fuzz
+.PHONY: fuzz print-fuzzers print-fuzz-tests distclean-fuzz

@@ -63,7 +63,7 @@ if command -v xmllint >/dev/null; then
     ok $? "the map is well-formed SVG with 64 cells for each of the $arenas arenas (found $cells)" ||
         diag "$tmp/xml.err"
 else
-    echo "ok 5 # SKIP xmllint not installed"
+    echo "ok 5 # SKIP xmllint not found (libxml2-utils)"
     tap_n=5
 fi
 
