@@ -48,6 +48,17 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
+#ifdef UNDER_TSAN
+/* fork_dead_heaps starts threads in a child forked from a threaded
+ * process, which ThreadSanitizer refuses by default: there only the
+ * forking thread's state is known, as in obm itself. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+    return "die_after_fork=0";
+}
+#endif
+
 /* ---- counters ---- */
 
 #ifdef OBM_API_PRELOAD
