@@ -53,7 +53,9 @@ static void test_free_null(void **state)
     }
 }
 
-/* ---- 3. free_keeps_errno ---- */
+/* ---- 3. free_keeps_errno ----
+ * Here the owner's frees; remote frees, frees into abandoned heaps, frees
+ * that purge, and failing releases are in free_errno.c. */
 
 static void free_keeps_errno(void *p)
 {
