@@ -1,7 +1,11 @@
 /* TESTPLAN group C, contents preserved: 24 (realloc_matrix), 25
- * (realloc_grow_shrink_chain), 26 (realloc_many_blocks), and blocks moving
- * between obm and the backing allocator. Built twice; see api.h. */
+ * (realloc_grow_shrink_chain), 26 (realloc_many_blocks), blocks moving
+ * between obm and the backing allocator, and where a shrinking realloc
+ * leaves a block (in place or moved, exactly as README.md's rule says).
+ * Built twice; see api.h. */
 #include "api.h"
+
+#include <stdio.h>
 
 /* realloc(p, n) where p holds bytes [0, keep) of the reference at `shift`
  * (api.h): they survive, and the result has at least n usable bytes. */
@@ -16,6 +20,16 @@ static void *realloc_checked(void *p, size_t n, size_t keep, size_t shift)
     if (T_USABLE_SIZE(q) < n)
         fail_msg("realloc(%p, %zu) = %p: usable size %zu", p, n, q, T_USABLE_SIZE(q));
     return q;
+}
+
+/* Whether realloc of a block with `usable` bytes to n <= 512 bytes keeps
+ * it in place: when n fits and the shrink would save less than a quarter
+ * of the block, or (for obm's blocks) n is in the block's own class
+ * (README.md, "Semantics"). A block of the backing allocator that shrinks
+ * to a small size follows the same quarter rule (src/api.c). */
+static int shrink_stays(size_t usable, int owned, size_t n)
+{
+    return n <= usable && (usable - n < usable / 4 || (owned && class_size(n) == usable));
 }
 
 /* ---- 24. realloc_matrix ---- */
@@ -50,17 +64,28 @@ static void test_realloc_matrix(void **state)
             ref_fill(p, 0, src, shift);
             int src_owned = T_OWNS(p);
             size_t src_usable = T_USABLE_SIZE(p);
+            uintptr_t was = (uintptr_t)p;
             if (dst == 0) {
                 assert_null(T_REALLOC(p, OPQ(0)));
                 continue;
             }
             char *q = realloc_checked(p, dst, src < dst ? src : dst, shift);
-            /* Large results are the backing allocator's and small ones
-             * obm's, but a large block cut by less than half may stay
-             * where it is (hysteresis). */
+            /* Large results are the backing allocator's. A small one stays
+             * where it was exactly when shrink_stays says so, and is
+             * otherwise a new block of obm's of its class. */
             int owned = T_OWNS(q);
-            if (dst > OBM_SMALL_MAX ? owned : !owned && (src_owned || dst <= src_usable / 2))
-                fail_msg("realloc(malloc(%zu), %zu): owned %d", src, dst, owned);
+            if (dst > OBM_SMALL_MAX) {
+                if (owned)
+                    fail_msg("realloc(malloc(%zu), %zu) = %p is obm's", src, dst, (void *)q);
+            } else if (shrink_stays(src_usable, src_owned, dst)) {
+                if ((uintptr_t)q != was)
+                    fail_msg("realloc(malloc(%zu), %zu) moved (usable %zu)", src, dst, src_usable);
+            } else if ((uintptr_t)q == was || !owned || T_USABLE_SIZE(q) != class_size(dst)) {
+                fail_msg("realloc(malloc(%zu), %zu) = %p (was %p): owned %d, usable %zu; want a "
+                         "new block of %zu",
+                         src, dst, (void *)q, (void *)was, owned, T_USABLE_SIZE(q),
+                         class_size(dst));
+            }
             T_FREE(q);
         }
     }
@@ -153,6 +178,57 @@ static void test_realloc_many_blocks(void **state)
     T_FREE(p);
 }
 
+/* ---- the small-block shrink rule, on both sides of its boundary ---- */
+
+/* realloc(malloc(usable), n): whether it stayed. Contents are kept either
+ * way; a moved block is a new one of n's class. */
+static int realloc_stayed(size_t usable, size_t n)
+{
+    char *p = T_MALLOC(OPQ(usable));
+    assert_non_null(p);
+    assert_int_equal(T_USABLE_SIZE(p), usable);
+    ref_fill(p, 0, usable, usable + n);
+    uintptr_t was = (uintptr_t)p;
+    char *q = realloc_checked(p, n, n < usable ? n : usable, usable + n);
+    int stayed = (uintptr_t)q == was;
+    if (!stayed && (!T_OWNS(q) || T_USABLE_SIZE(q) != class_size(n)))
+        fail_msg("realloc(malloc(%zu), %zu) = %p: owned %d, usable %zu", usable, n, (void *)q,
+                 T_OWNS(q), T_USABLE_SIZE(q));
+    T_FREE(q);
+    return stayed;
+}
+
+static void test_realloc_shrink_rule(void **state)
+{
+    /* The boundary, spelled out: the largest request that moves, and one
+     * byte more stays. Up to 48 bytes the own-class rule decides (a
+     * quarter is less than a class), from 64 on the quarter. */
+    static const struct {
+        size_t usable, moves;
+    } edge[] = {
+        {32, 16}, {48, 32}, {64, 48}, {80, 60}, {128, 96}, {208, 156}, {400, 300}, {512, 384},
+    };
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+        if (realloc_stayed(edge[i].usable, edge[i].moves))
+            fail_msg("realloc(malloc(%zu), %zu) stayed: it saves a quarter or more", edge[i].usable,
+                     edge[i].moves);
+        if (!realloc_stayed(edge[i].usable, edge[i].moves + 1))
+            fail_msg("realloc(malloc(%zu), %zu) moved: it saves less than a quarter",
+                     edge[i].usable, edge[i].moves + 1);
+    }
+    /* Every class against every size up to one class above it. */
+    size_t moved = 0;
+    for (size_t usable = 16; usable <= OBM_SMALL_MAX; usable += 16) {
+        for (size_t n = 1; n <= usable + 16 && n <= OBM_SMALL_MAX; n++) {
+            int stayed = realloc_stayed(usable, n);
+            if (stayed != shrink_stays(usable, 1, n))
+                fail_msg("realloc(malloc(%zu), %zu) %s", usable, n, stayed ? "stayed" : "moved");
+            moved += !stayed;
+        }
+    }
+    printf("# every class against 1..its size + 16: %zu moved\n", moved);
+}
+
 /* ---- moves between obm and the backing allocator ---- */
 
 static void test_realloc_small_large_small(void **state)
@@ -192,12 +268,18 @@ static void test_realloc_large_to_small(void **state)
             assert_false(T_OWNS(p));
             size_t usable = T_USABLE_SIZE(p);
             ref_fill(p, 0, usable, shift);
+            uintptr_t was = (uintptr_t)p;
             p = realloc_checked(p, to[j], to[j], shift);
-            /* Shrinking to at most half, under the small limit: obm's. A
-             * smaller cut may stay where it is (hysteresis). */
-            if (to[j] <= usable / 2 && !T_OWNS(p))
-                fail_msg("realloc(malloc(%zu), %zu) stayed in the backing allocator", from[i],
-                         to[j]);
+            /* Under the small limit: obm's, unless the cut saves less than
+             * a quarter of the block, which then stays where it is. */
+            if (shrink_stays(usable, 0, to[j])) {
+                if ((uintptr_t)p != was)
+                    fail_msg("realloc(malloc(%zu), %zu) moved (usable %zu)", from[i], to[j],
+                             usable);
+            } else if (!T_OWNS(p) || T_USABLE_SIZE(p) != class_size(to[j])) {
+                fail_msg("realloc(malloc(%zu), %zu) stayed in the backing allocator (usable %zu)",
+                         from[i], to[j], usable);
+            }
             T_FREE(p);
         }
     }
@@ -222,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_realloc_matrix),
         cmocka_unit_test(test_realloc_grow_shrink_chain),
         cmocka_unit_test(test_realloc_many_blocks),
+        cmocka_unit_test(test_realloc_shrink_rule),
         cmocka_unit_test(test_realloc_small_large_small),
         cmocka_unit_test(test_realloc_large_to_small),
     };

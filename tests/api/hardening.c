@@ -6,6 +6,9 @@
  *   obm: <func>(): pointer already freed (...)
  * and a malloc that meets an overwritten free-list link with
  *   obm: malloc(): corrupted free list (pool 0x.., class N of S bytes)...
+ * A second free after the block's whole pool went back to the OS (by
+ * obm_trim, or at once with OBM_PURGE_DELAY_MS=0) is an invalid pointer,
+ *   obm: free(): invalid pointer 0x..
  * while the bytes of a freed block copied into a live one are no false
  * alarm. With OBM_ON_ERROR=report the same lines are printed and the
  * process goes on: the bad call changes nothing, and the statistics count
@@ -388,9 +391,8 @@ static int find_pool_state(const obm_region_t *r, void *arg)
     return 1;
 }
 
-/* p + 16 KiB: in a fresh process, four pools past the first pool of a
- * class nobody has used, so never used (obm_visit says so first). */
-static void free_p_plus_16k(void)
+/* obm_visit's state of the pool holding p; 0 when its arena is unmapped. */
+static int pool_state_of(const void *p)
 {
 #ifdef OBM_API_PRELOAD
     int (*visit)(obm_visit_fn, void *) =
@@ -400,15 +402,70 @@ static void free_p_plus_16k(void)
 #else
     int (*visit)(obm_visit_fn, void *) = obm_visit;
 #endif
+    struct pool_state ps = {pool_of(p), 0};
+    visit(find_pool_state, &ps);
+    return ps.state;
+}
+
+/* p + 16 KiB: in a fresh process, four pools past the first pool of a
+ * class nobody has used, so never used (obm_visit says so first). */
+static void free_p_plus_16k(void)
+{
     char *p = small_block(448), *q = p + 16 * KiB;
     if (arena_of(q) != arena_of(p))
         death_fail("p + 16 KiB (%p) is in another arena", (void *)q);
-    struct pool_state ps = {pool_of(q), 0};
-    visit(find_pool_state, &ps);
-    if (ps.state != OBM_POOL_UNTOUCHED)
-        death_fail("the pool at %p is not untouched (state %d)", ps.pool, ps.state);
+    int state = pool_state_of(q);
+    if (state != OBM_POOL_UNTOUCHED)
+        death_fail("the pool at %p is not untouched (state %d)", (void *)pool_of(q), state);
     expect_invalid("free", q);
     T_FREE(q);
+}
+
+/* ---- a double free after the pool's page went back to the OS ---- */
+
+static void *thread_alloc_free_sole(void *arg);
+
+/* The pool, wholly free, is PURGED (its header is gone with the page),
+ * so the second free sees no pool in service there and reports an
+ * invalid pointer (README.md, "Hardening", Limits). `keep`, a block of
+ * another class in the same arena, keeps the arena mapped. */
+static void double_free_purged(char *p, const char *keep)
+{
+    if (arena_of(keep) != arena_of(p))
+        death_fail("%p and %p are in two arenas", (void *)keep, (void *)p);
+    int state = pool_state_of(p);
+    if (state != OBM_POOL_PURGED)
+        death_fail("the pool of the freed block %p is not PURGED (state %d)", (void *)p, state);
+    expect_invalid("free", p);
+    T_FREE(OPQP(p));
+}
+
+/* Freed, then obm_trim gives its pool's page back. */
+static void double_free_after_trim(void)
+{
+#ifdef OBM_API_PRELOAD
+    int (*trim)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "obm_trim");
+    if (trim == NULL)
+        death_fail("the drop-in does not export obm_trim");
+#else
+    int (*trim)(void) = obm_trim;
+#endif
+    char *keep = small_block(32), *p = small_block(464);
+    T_FREE(p);
+    if (trim() != 1)
+        death_fail("obm_trim gave nothing back");
+    double_free_purged(p, keep);
+}
+
+/* With OBM_PURGE_DELAY_MS=0: a thread's only block, freed; its emptied
+ * pool goes back to its arena when the thread ends, and at once to the
+ * OS. */
+static void double_free_after_purge_delay(void)
+{
+    char *keep = small_block(32);
+    struct blk b = {NULL, 464};
+    run_thread(thread_alloc_free_sole, &b);
+    double_free_purged(b.p, keep);
 }
 
 /* ---- 46 freelist_corruption ---- */
@@ -817,9 +874,10 @@ static void valid_churn(void)
     errors_grew(&before, 0, 0, 0);
 }
 
-#define REPORT      "OBM_ON_ERROR=report"
-#define KEEP_PAGES  "OBM_PURGE_DELAY_MS=-1"
-#define ASAN_ABORTS "ASAN_OPTIONS=abort_on_error=1:allocator_may_return_null=1"
+#define REPORT        "OBM_ON_ERROR=report"
+#define KEEP_PAGES    "OBM_PURGE_DELAY_MS=-1"
+#define PURGE_AT_ONCE "OBM_PURGE_DELAY_MS=0"
+#define ASAN_ABORTS   "ASAN_OPTIONS=abort_on_error=1:allocator_may_return_null=1"
 
 /* A case named after its function; NAMED when it shares another's; OWN for
  * one with its own cmocka test (several children, or a seed). */
@@ -845,6 +903,8 @@ static const struct death_case cases[] = {
     CASE(free_stack_var, DEATH_ABORT_ANY, 1, ASAN_ABORTS),
     CASE(free_arena_start, DEATH_ABORT, 0, NULL),
     CASE(free_p_plus_16k, DEATH_ABORT, 1, NULL),
+    CASE(double_free_after_trim, DEATH_ABORT, 1, NULL),
+    CASE(double_free_after_purge_delay, DEATH_ABORT, 1, PURGE_AT_ONCE),
     /* 46 */
     OWN(freelist_corruption, test_freelist_corruption),
     CASE(freelist_corruption_out_of_pool, DEATH_ABORT, 0, NULL),

@@ -202,3 +202,22 @@ endif
 tests_api_asan_uaf_SOURCES = tests/api/asan_uaf.c
 tests_api_asan_uaf_LDADD = libobm.la
 tests_api_asan_uaf_LDFLAGS = -no-install
+
+# free keeps errno where semantics.c's case does not reach (remote frees,
+# abandoned heaps, purges and releases, failing ones too): libobm and the
+# drop-in. The programs define madvise and munmap to make them fail, and
+# export them (-Wl,-E) so that obm's calls reach them.
+if HAVE_CMOCKA
+API_OBM_TESTS += tests/api/free_errno_obm
+THREAD_TESTS += tests/api/free_errno_obm
+API_PRELOADED_TESTS += tests/api/free_errno_preload.sh
+check_PROGRAMS += tests/api/free_errno_plain
+tests_api_free_errno_obm_SOURCES = tests/api/free_errno.c tests/api/api.h tests/api/death.h
+tests_api_free_errno_obm_CFLAGS = $(TEST_CFLAGS)
+tests_api_free_errno_obm_LDADD = $(API_OBM_LIBS) $(PTHREAD_LIBS)
+tests_api_free_errno_obm_LDFLAGS = $(API_OBM_LINKFLAGS) -Wl,-E
+tests_api_free_errno_plain_SOURCES = $(tests_api_free_errno_obm_SOURCES)
+tests_api_free_errno_plain_CFLAGS = $(API_PLAIN_FLAGS)
+tests_api_free_errno_plain_LDADD = $(API_PLAIN_LIBS) $(PTHREAD_LIBS)
+tests_api_free_errno_plain_LDFLAGS = -Wl,-E
+endif

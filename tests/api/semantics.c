@@ -53,7 +53,9 @@ static void test_free_null(void **state)
     }
 }
 
-/* ---- 3. free_keeps_errno ---- */
+/* ---- 3. free_keeps_errno ----
+ * Here the owner's frees; remote frees, frees into abandoned heaps, frees
+ * that purge, and failing releases are in free_errno.c. */
 
 static void free_keeps_errno(void *p)
 {
@@ -201,6 +203,30 @@ static void test_calloc_zeroes_reused_memory(void **state)
         size_t count = 1 + rng_next(&rng) % 1000;
         size_t size = 1 + rng_next(&rng) % (1000 / count);
         calloc_round(count, size);
+    }
+}
+
+/* The whole usable size of a recycled small block is zeroed, not only the
+ * bytes asked for (README.md, "Semantics"): every class, at its smallest
+ * request, through calloc(n, 1) and calloc(1, n). */
+static void test_calloc_zeroes_whole_block(void **state)
+{
+    for (size_t usable = 16; usable <= OBM_SMALL_MAX; usable += 16) {
+        for (int split = 0; split < 2; split++) {
+            size_t n = usable - 15;
+            unsigned char *p = T_MALLOC(OPQ(usable));
+            assert_non_null(p);
+            assert_int_equal(T_USABLE_SIZE(p), usable);
+            memset(p, 0xff, usable);
+            T_FREE(p);
+            unsigned char *q = split ? T_CALLOC(OPQ(1), OPQ(n)) : T_CALLOC(OPQ(n), OPQ(1));
+            if (q != p)
+                fail_msg("calloc(%zu) gave %p, not the block of %zu just freed (%p)", n, (void *)q,
+                         usable, (void *)p);
+            assert_int_equal(T_USABLE_SIZE(q), usable);
+            expect_zero(q, usable);
+            T_FREE(q);
+        }
     }
 }
 
@@ -695,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_calloc_overflow),
         cmocka_unit_test(test_calloc_zero_args),
         cmocka_unit_test(test_calloc_zeroes_reused_memory),
+        cmocka_unit_test(test_calloc_zeroes_whole_block),
         cmocka_unit_test(test_realloc_null),
         cmocka_unit_test(test_realloc_zero_frees),
         cmocka_unit_test(test_realloc_failure_preserves),

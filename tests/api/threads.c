@@ -17,6 +17,14 @@
  *   fork_under_load      4 threads allocate and free while main forks; each
  *                        child checks and frees what the threads had made,
  *                        then works through every class.
+ *   fork_dead_heaps      main forks while 3 threads hold their heaps and 2
+ *                        ended threads' heaps are abandoned; the child
+ *                        starts threads, all alive at once, as many as the
+ *                        abandoned heaps and a few more: they adopt every
+ *                        abandoned heap and none of the 3 dead ones (the
+ *                        counters, and no block from a dead thread's
+ *                        pool), before and after the child frees the dead
+ *                        threads' blocks.
  *
  * Every block holds a pattern tied to its address, its size and a serial
  * number of its own, checked before every free, so a block handed out twice,
@@ -37,7 +45,19 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+
+#ifdef UNDER_TSAN
+/* fork_dead_heaps starts threads in a child forked from a threaded
+ * process, which ThreadSanitizer refuses by default: there only the
+ * forking thread's state is known, as in obm itself. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+    return "die_after_fork=0";
+}
+#endif
 
 /* ---- counters ---- */
 
@@ -1068,6 +1088,252 @@ static void test_fork_under_load(void **state)
     alarm(0);
 }
 
+/* ---- fork_dead_heaps ---- */
+
+enum {
+    FD_RUNNING = 3,  /* threads blocked in read() across the fork */
+    FD_EXITED = 2,   /* threads that ended before it, leaving blocks */
+    FD_BLOCKS = 96,  /* each one's blocks, 1..512 bytes */
+    FD_NEW_MAX = 64, /* threads the child starts at once, at most */
+    FD_NEW_BLOCKS = 48,
+};
+
+struct fd_thread {
+    pthread_t thread;
+    unsigned id;
+    struct item blocks[FD_BLOCKS];
+};
+
+static struct fd_thread fd_running[FD_RUNNING], fd_exited[FD_EXITED];
+static pthread_barrier_t fd_made; /* the running threads and main */
+static int fd_hold[2];            /* the running threads wait for its end */
+
+static void fd_make(struct fd_thread *t)
+{
+    for (unsigned i = 0; i < FD_BLOCKS; i++) {
+        struct item *it = &t->blocks[i];
+        it->n = 1 + (size_t)(i * 53 + t->id * 7) % OBM_SMALL_MAX;
+        it->serial = (uint64_t)0xfd << 40 | (uint64_t)t->id << 16 | i;
+        it->p = make_block(it->n, it->serial, "fork_dead_heaps thread");
+    }
+}
+
+static void *fd_running_thread(void *arg)
+{
+    fd_make(arg);
+    pthread_barrier_wait(&fd_made);
+    char c;
+    while (read(fd_hold[0], &c, 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+/* Frees every other block and ends: its heap is abandoned, blocks left. */
+static void *fd_exiting_thread(void *arg)
+{
+    struct fd_thread *t = arg;
+    fd_make(t);
+    for (unsigned i = 0; i < FD_BLOCKS; i += 2)
+        if (t->blocks[i].p != NULL && drop_block(t->blocks[i].p, t->blocks[i].n,
+                                                 t->blocks[i].serial, "fork_dead_heaps thread"))
+            t->blocks[i].p = NULL;
+    return NULL;
+}
+
+/* In the child: the pools of the threads that did not survive the fork. */
+static uintptr_t fd_dead_pools[FD_RUNNING * FD_BLOCKS];
+static size_t fd_ndead;
+
+static bool fd_in_dead_pool(const void *p)
+{
+    uintptr_t pool = (uintptr_t)p & ~(uintptr_t)(OBM_POOL_SIZE - 1);
+    for (size_t i = 0; i < fd_ndead; i++)
+        if (fd_dead_pools[i] == pool)
+            return true;
+    return false;
+}
+
+static pthread_barrier_t fd_new_made, fd_new_counted;
+static char *fd_msg; /* shared with the parent: why the child failed */
+
+static _Noreturn void fd_child_exit(bool ok)
+{
+    snprintf(fd_msg, sizeof failure, "%s", failure);
+    _exit(ok ? 0 : 1);
+}
+
+/* A thread of the child's: its blocks come from no dead thread's pool. */
+static void *fd_new_thread(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    struct item b[FD_NEW_BLOCKS];
+    for (unsigned i = 0; i < FD_NEW_BLOCKS; i++) {
+        b[i].n = 1 + (size_t)(i * 97 + id * 11) % OBM_SMALL_MAX;
+        b[i].serial = (uint64_t)0xc41d << 32 | (uint64_t)id << 16 | i;
+        b[i].p = make_block(b[i].n, b[i].serial, "a thread of the child");
+        if (b[i].p != NULL && fd_in_dead_pool(b[i].p))
+            record_failure("a thread of the child got %p, in a pool of a thread that did not "
+                           "survive the fork",
+                           b[i].p);
+    }
+    pthread_barrier_wait(&fd_new_made);
+    pthread_barrier_wait(&fd_new_counted);
+    for (unsigned i = 0; i < FD_NEW_BLOCKS; i++)
+        if (b[i].p != NULL)
+            drop_block(b[i].p, b[i].n, b[i].serial, "a thread of the child");
+    return NULL;
+}
+
+/* Starts as many threads as there are abandoned heaps, and `extra` more,
+ * all alive at once: they adopt every abandoned heap, and no other, and
+ * make `extra` new ones. */
+static bool fd_child_round(size_t extra, const char *when)
+{
+    obm_counters_t before = {.size = sizeof before}, mid = {.size = sizeof mid};
+    if (counters_get(&before) != 0) {
+        record_failure("%s: obm_counters_get failed", when);
+        return false;
+    }
+    size_t n = before.heaps_abandoned + extra;
+    if (n > FD_NEW_MAX) {
+        record_failure("%s: %zu abandoned heaps, more than the case starts threads for", when,
+                       before.heaps_abandoned);
+        return false;
+    }
+    pthread_t t[FD_NEW_MAX];
+    pthread_barrier_init(&fd_new_made, NULL, (unsigned)n + 1);
+    pthread_barrier_init(&fd_new_counted, NULL, (unsigned)n + 1);
+    for (size_t i = 0; i < n; i++)
+        if (pthread_create(&t[i], NULL, fd_new_thread, (void *)(uintptr_t)i) != 0) {
+            record_failure("%s: pthread_create failed", when);
+            fd_child_exit(false); /* the others wait at the barrier for good */
+        }
+    pthread_barrier_wait(&fd_new_made);
+    int rc = counters_get(&mid);
+    pthread_barrier_wait(&fd_new_counted);
+    for (size_t i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&fd_new_made);
+    pthread_barrier_destroy(&fd_new_counted);
+    if (stopped())
+        return false;
+    if (rc != 0 || mid.heaps_live != 1 + n || DELTA(mid, before, heaps_adopted) != n - extra ||
+        DELTA(mid, before, heaps_created) != extra) {
+        record_failure("%s: %zu threads running, %zu heaps were abandoned: %zu heaps live, %zu "
+                       "adopted, %zu created; want %zu, %zu, %zu",
+                       when, n, before.heaps_abandoned, mid.heaps_live,
+                       DELTA(mid, before, heaps_adopted), DELTA(mid, before, heaps_created), 1 + n,
+                       n - extra, extra);
+        return false;
+    }
+    return true;
+}
+
+static bool fd_child(const obm_counters_t *at_fork)
+{
+    obm_counters_t now = {.size = sizeof now};
+    if (counters_get(&now) != 0) {
+        record_failure("obm_counters_get failed in the child");
+        return false;
+    }
+    /* The running threads' heaps are DEAD: neither live nor abandoned. */
+    if (now.heaps_live != 1 || now.heaps_abandoned != at_fork->heaps_abandoned ||
+        now.heaps_created != at_fork->heaps_created) {
+        record_failure("after the fork: %zu heaps live, %zu abandoned, %zu created; want 1, %zu, "
+                       "%zu",
+                       now.heaps_live, now.heaps_abandoned, now.heaps_created,
+                       at_fork->heaps_abandoned, at_fork->heaps_created);
+        return false;
+    }
+    for (unsigned t = 0; t < FD_RUNNING; t++)
+        for (unsigned i = 0; i < FD_BLOCKS; i++)
+            fd_dead_pools[fd_ndead++] =
+                (uintptr_t)fd_running[t].blocks[i].p & ~(uintptr_t)(OBM_POOL_SIZE - 1);
+    if (!fd_child_round(3, "before the dead threads' blocks are freed"))
+        return false;
+    /* Their blocks can be freed (into DEAD heaps, never collected), as can
+     * those the ended threads left. */
+    for (unsigned t = 0; t < FD_RUNNING; t++)
+        for (unsigned i = 0; i < FD_BLOCKS; i++)
+            if (!drop_block(fd_running[t].blocks[i].p, fd_running[t].blocks[i].n,
+                            fd_running[t].blocks[i].serial, "the child, a dead thread's block"))
+                return false;
+    for (unsigned t = 0; t < FD_EXITED; t++)
+        for (unsigned i = 1; i < FD_BLOCKS; i += 2)
+            if (!drop_block(fd_exited[t].blocks[i].p, fd_exited[t].blocks[i].n,
+                            fd_exited[t].blocks[i].serial, "the child, an ended thread's block"))
+                return false;
+    return fd_child_round(2, "after the dead threads' blocks were freed");
+}
+
+static void test_fork_dead_heaps(void **state)
+{
+    (void)state;
+    watchdog("fork_dead_heaps", 120);
+    fd_msg = mmap(NULL, sizeof failure, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(fd_msg != MAP_FAILED);
+    fd_msg[0] = '\0';
+    assert_int_equal(pipe(fd_hold), 0);
+    assert_int_equal(pthread_barrier_init(&fd_made, NULL, FD_RUNNING + 1), 0);
+    for (unsigned i = 0; i < FD_RUNNING; i++) {
+        fd_running[i].id = i;
+        assert_int_equal(
+            pthread_create(&fd_running[i].thread, NULL, fd_running_thread, &fd_running[i]), 0);
+    }
+    pthread_barrier_wait(&fd_made);
+    /* Started once the running threads hold their heaps, so these end
+     * with heaps of their own, abandoned. */
+    for (unsigned i = 0; i < FD_EXITED; i++) {
+        fd_exited[i].id = FD_RUNNING + i;
+        assert_int_equal(
+            pthread_create(&fd_exited[i].thread, NULL, fd_exiting_thread, &fd_exited[i]), 0);
+        assert_int_equal(pthread_join(fd_exited[i].thread, NULL), 0);
+    }
+    report_failure();
+    obm_counters_t at_fork = counters();
+    assert_true(at_fork.heaps_live >= 1 + FD_RUNNING);
+    assert_true(at_fork.heaps_abandoned >= FD_EXITED);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGSYS};
+        for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+            signal(sigs[i], SIG_DFL);
+        signal(SIGALRM, SIG_DFL);
+        alarm(60);
+        fd_child_exit(fd_child(&at_fork));
+    }
+    int status;
+    pid_t got;
+    while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    assert_int_equal(got, pid);
+    close(fd_hold[1]); /* the running threads end */
+    for (unsigned i = 0; i < FD_RUNNING; i++)
+        assert_int_equal(pthread_join(fd_running[i].thread, NULL), 0);
+    close(fd_hold[0]);
+    pthread_barrier_destroy(&fd_made);
+    if (WIFSIGNALED(status))
+        fail_msg("the child was killed by signal %d: %s", WTERMSIG(status), fd_msg);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("the child failed: %s", fd_msg);
+    printf("# fork_dead_heaps: %zu heaps live and %zu abandoned at the fork; the child's threads "
+           "adopted only the abandoned ones\n",
+           at_fork.heaps_live, at_fork.heaps_abandoned);
+    for (unsigned t = 0; t < FD_RUNNING; t++)
+        for (unsigned i = 0; i < FD_BLOCKS; i++)
+            drop_block(fd_running[t].blocks[i].p, fd_running[t].blocks[i].n,
+                       fd_running[t].blocks[i].serial, "main, a running thread's block");
+    for (unsigned t = 0; t < FD_EXITED; t++)
+        for (unsigned i = 1; i < FD_BLOCKS; i += 2)
+            drop_block(fd_exited[t].blocks[i].p, fd_exited[t].blocks[i].n,
+                       fd_exited[t].blocks[i].serial, "main, an ended thread's block");
+    report_failure();
+    munmap(fd_msg, sizeof failure);
+    alarm(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1078,6 +1344,7 @@ int main(void)
         cmocka_unit_test(test_key_destructors),
         cmocka_unit_test(test_exit_frees_remote),
         cmocka_unit_test(test_fork_under_load),
+        cmocka_unit_test(test_fork_dead_heaps),
     };
     return RUN_TAP_TESTS(tests);
 }
