@@ -39,7 +39,15 @@ PEERS = [  # name, preload path (None: glibc itself), Debian package
     ("jemalloc", LIBDIR + "/libjemalloc.so.2", "libjemalloc2"),
     ("mimalloc", LIBDIR + "/libmimalloc.so.2", "libmimalloc2.0"),
     ("tcmalloc", LIBDIR + "/libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
+    ("tbbmalloc", LIBDIR + "/libtbbmalloc_proxy.so.2", "libtbbmalloc2"),
 ]
+
+# Who a program must find serving malloc under each allocator (obm's
+# variants: obm): the "allocator" code of bench/mem's JSON (memutil.h,
+# mem_detect_allocator) and the start of obm-speed's "allocator" context
+# (speed.cc, allocator_name). A preload that did not take fails the run.
+SERVED_BY = {"glibc": (0, "glibc "), "jemalloc": (2, "jemalloc "), "mimalloc": (3, "mimalloc "),
+             "tcmalloc": (4, "gperftools "), "tbbmalloc": (5, "tbbmalloc"), "obm": (1, "obm")}
 
 # obm with an option changed, run beside obm in full runs: name -> environment.
 VARIANTS = {"obm-nopurge": {"OBM_PURGE_DELAY_MS": "-1"}}
@@ -107,7 +115,7 @@ MEM_METRICS = {
     ],
 }
 COLORS = {"obm-linked": "#7a0f0f", "glibc": "#8c8c8c", "jemalloc": "#2a9d8f", "mimalloc": "#457b9d",
-          "tcmalloc": "#e9c46a", "obm": "#d62828", "obm-nopurge": "#f4a3a3",
+          "tcmalloc": "#e9c46a", "tbbmalloc": "#8d6e63", "obm": "#d62828", "obm-nopurge": "#f4a3a3",
           "pymalloc": "#6a4c93"}
 HIGHER_IS_BETTER = {"items/s", "Mops/s", "M objects/s", "x scaling"}
 
@@ -120,8 +128,28 @@ def run(cmd, env=None, timeout=1800, stdout=subprocess.PIPE):
     full_env = dict(os.environ)
     full_env.pop("LD_PRELOAD", None)
     full_env.update(env or {})
-    return subprocess.run(cmd, env=full_env, stdout=stdout, stderr=subprocess.PIPE,
+    proc = subprocess.run(cmd, env=full_env, stdout=stdout, stderr=subprocess.PIPE,
                           text=True, timeout=timeout, check=True)
+    check_preloaded(cmd, proc.stderr)
+    return proc
+
+
+def check_preloaded(cmd, stderr):
+    """ld.so goes on without a preload it cannot load, saying so on stderr."""
+    if "from LD_PRELOAD cannot be preloaded" in stderr:
+        sys.exit(f"run.py: {cmd[0]}: {stderr.strip().splitlines()[0]}")
+
+
+def served_by(name):
+    return SERVED_BY["obm" if name in VARIANTS else name]
+
+
+def check_served(prog, name, seen):
+    """seen: the allocator code (bench/mem) or name (obm-speed) a program reported."""
+    code, prefix = served_by(name)
+    if seen != code and not (isinstance(seen, str) and seen.startswith(prefix)):
+        sys.exit(f"run.py: {prog} under {name} was served by {seen!r}, not {name}: "
+                 "did the preload take?")
 
 
 def preload_env(path, name=None):
@@ -164,7 +192,10 @@ def run_speed(build, allocs, quick, rep, samples):
                  "--benchmark_out=" + out.name, "--benchmark_out_format=json"],
                 env=preload_env(path, name), stdout=subprocess.DEVNULL)
             data = json.load(open(out.name))
+        check_served("obm-speed", name, data["context"].get("allocator"))
         for b in data["benchmarks"]:
+            if b.get("error_occurred"):  # a workload that found its results wrong
+                sys.exit(f"run.py: obm-speed {b['name']} under {name}: {b.get('error_message')}")
             if b.get("run_type") == "aggregate" or "items_per_second" not in b:
                 continue
             ips = b["items_per_second"]
@@ -215,6 +246,7 @@ def run_mem(build, allocs, quick, rep, samples, series_dir):
             if prog == "churn":
                 cmd += ["--series", os.path.join(series_dir, f"churn-{name}.csv")]
             data = json.loads(run(cmd, env=preload_env(path, name)).stdout.strip().splitlines()[-1])
+            check_served("obm-mem-" + prog, name, data["allocator"])
             for key, label, unit, scale in metrics:
                 samples.add("mem/" + prog, key, label, unit, name, data[key] * scale)
         log(f"  mem {prog}: done")
@@ -228,6 +260,7 @@ def timed(cmd, env, stdin=None):
                                    **env},
                               stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, check=True, timeout=1800)
+        check_preloaded(cmd, proc.stderr)
         secs, kib = t.read().split()[-2:]
     return float(secs), int(kib), proc.stdout
 
@@ -546,7 +579,9 @@ def main():
     allocs = []
     for name, path, pkg in PEERS:
         if path and not os.path.exists(path):
-            log(f"{name}: {path} not found (apt-get install {pkg}); left out")
+            if not args.quick:  # a full run's tables have every peer
+                sys.exit(f"run.py: {name}: {path} not found (apt-get install {pkg})")
+            log(f"{name}: {path} not found (apt-get install {pkg}); left out of this quick run")
             continue
         allocs.append((name, path))
     allocs.append(("obm", obm))

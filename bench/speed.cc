@@ -1,11 +1,11 @@
 /* obm-speed: allocator speed, one binary for every allocator.
  *
  * The same binary runs once per allocator: glibc (no preload) or
- * LD_PRELOAD=<jemalloc, mimalloc, tcmalloc or obm's libobmalloc.so>. Every
- * measured operation is a plain malloc, free, realloc or calloc (never obm_*
- * and never C++ new), and this file is built with -fno-builtin, so the
- * compiler can neither elide nor merge a malloc/free pair and the preloaded
- * allocator is the one measured. Every returned pointer goes through
+ * LD_PRELOAD=<jemalloc, mimalloc, tcmalloc, TBB's malloc proxy or obm's
+ * libobmalloc.so>. Every measured operation is a plain malloc, free, realloc
+ * or calloc (never obm_* and never C++ new), and this file is built with
+ * -fno-builtin, so the compiler can neither elide nor merge a malloc/free
+ * pair and the preloaded allocator is the one measured. Every returned pointer goes through
  * benchmark::DoNotOptimize. Random sizes and orders come from a fixed-seed
  * xorshift and are generated outside the timed loop.
  *
@@ -23,7 +23,7 @@
  *
  * The context of the JSON output names the allocator actually in use
  * ("allocator": obm, jemalloc ..., found with dlsym), so a runner can check
- * that the preload took.
+ * that the preload took (bench/run.py does).
  */
 #include <benchmark/benchmark.h>
 
@@ -371,6 +371,8 @@ std::string allocator_name()
         return "mimalloc " + std::to_string(mi_version());
     if (auto tc_version = (TcVersion)dlsym(RTLD_DEFAULT, "tc_version"))
         return tc_version(nullptr, nullptr, nullptr);
+    if (dlsym(RTLD_DEFAULT, "__TBB_malloc_proxy"))
+        return "tbbmalloc";
     if (auto mallctl = (Mallctl)dlsym(RTLD_DEFAULT, "mallctl")) {
         const char *version = nullptr;
         size_t len = sizeof version;

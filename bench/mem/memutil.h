@@ -314,12 +314,14 @@ static inline struct mem_args mem_parse_args(int argc, char **argv, unsigned opt
 
 /* ---- which allocator is serving malloc (for the runner's sanity check) ---- */
 
-/* 1 obm, 2 jemalloc, 3 mimalloc, 4 tcmalloc, 0 none of those (glibc). Call
- * it only after measuring: a failed dlsym allocates its error message. */
+/* 1 obm, 2 jemalloc, 3 mimalloc, 4 tcmalloc, 5 TBB's malloc proxy, 0 none
+ * of those (glibc). Call it only after measuring: a failed dlsym allocates
+ * its error message. */
 static inline int mem_detect_allocator(void)
 {
-    static const char *const syms[] = {"obm_owns", "mallctl", "mi_version", "tc_malloc"};
-    for (int i = 0; i < 4; i++)
+    static const char *const syms[] = {"obm_owns", "mallctl", "mi_version", "tc_malloc",
+                                       "__TBB_malloc_proxy"};
+    for (int i = 0; i < 5; i++)
         if (dlsym(RTLD_DEFAULT, syms[i]) != NULL)
             return i + 1;
     return 0;
