@@ -52,6 +52,9 @@ SERVED_BY = {"glibc": (0, "glibc "), "jemalloc": (2, "jemalloc "), "mimalloc": (
 # obm with an option changed, run beside obm in full runs: name -> environment.
 VARIANTS = {"obm-nopurge": {"OBM_PURGE_DELAY_MS": "-1"}}
 
+# glibc's simple-bench shape in bench/speed.cc: (order, size, batch length).
+SIMPLE = [(o, s, n) for o in ("fifo", "lifo") for s in (16, 32, 64) for n in (25, 100, 400, 1600)]
+
 # Speed benchmarks (bench/speed.cc) shown in the table: name -> label.
 SPEED_FULL = [
     ("BM_pair_live/16", "malloc/free pair, 16 B, 10k live"),
@@ -69,6 +72,12 @@ SPEED_FULL = [
     ("BM_calloc/512", "calloc/free pair, 512 B"),
     ("BM_calloc/4096", "calloc/free pair, 4 KiB"),
     ("BM_mixed_large_tail", "pairs 8..4096, 10% above 512 B"),
+    ("BM_bignum", "bignum-like: 4096 numbers of 16..64 B, temporaries (per call)"),
+] + [
+    (f"BM_simple_{o}/{s}/{n}",
+     f"glibc simple-bench: batches of {n} x {s} B, freed {o.upper()} (per malloc+free)")
+    for o, s, n in SIMPLE
+] + [
     ("BM_churn_private/real_time/threads:1", "private churn, 1 thread (per pair)"),
     ("BM_churn_private/real_time/threads:2", "private churn, 2 threads (per pair, total)"),
     ("BM_churn_private/real_time/threads:4", "private churn, 4 threads (per pair, total)"),
@@ -79,6 +88,9 @@ SPEED_QUICK = [
     "BM_pair_live/64",
     "BM_pair_alone/64",
     "BM_batch_random/10000",
+    "BM_bignum",
+    "BM_simple_fifo/32/400",
+    "BM_simple_lifo/32/400",
     "BM_churn_private/real_time/threads:1",
     "BM_churn_private/real_time/threads:2",
 ]
@@ -503,9 +515,15 @@ plot {lines}
 def make_plots(rows, alloc_names, out):
     plot_bars(rows, alloc_names,
               [("speed", n + ":ns", n.replace("BM_", "").replace("/real_time", ""))
-               for n, _ in SPEED_FULL if "churn" not in n and "producer" not in n],
+               for n, _ in SPEED_FULL
+               if "churn" not in n and "producer" not in n and "simple" not in n],
               "Speed: ns per operation (lower is better; log scale)", "ns/op",
               os.path.join(out, "speed.png"), log_y=True)
+    plot_bars(rows, alloc_names,
+              [("speed", f"BM_simple_{o}/{s}/{n}:ns", f"{o.upper()} {s} B x {n}")
+               for o, s, n in SIMPLE],
+              "glibc simple-bench shape: ns per malloc+free (order, size, batch; lower is better)",
+              "ns/op", os.path.join(out, "simple.png"))
     plot_bars(rows, alloc_names,
               [("instructions", f"pair_{m}/{s}", f"{s} B {m}") for s, m in PAIR_CONFIGS_FULL],
               "Instructions per malloc/free pair (callgrind; lower is better)", "instructions",

@@ -33,7 +33,9 @@
 #include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <numeric>
@@ -225,6 +227,269 @@ void BM_mixed_large_tail(benchmark::State &state)
     state.SetLabel("op = free+malloc pair (ring of 1000, 90% 8..512 B, 10% 513..4096 B)");
 }
 
+/* ---- bignum-like: many short-lived 16..64 B blocks ----
+ *
+ * kBigVars numbers, each an array of 2..8 64-bit limbs in a block of its
+ * own (16..64 B), the way a bignum library stores small integers. A step
+ * picks numbers at random and does one of: d = x + y, d = x * m + d (the
+ * product a temporary, freed right after), d <<= 64 (grown by realloc),
+ * d mod 2^(64 k) (shrunk by realloc). Each result is a fresh block sized
+ * for the worst case and shrunk by realloc to its length (as a library
+ * normalises), and d's old block is freed: most blocks live for a few
+ * thousand steps at most, temporaries for one. Arithmetic is mod 2^512.
+ *
+ * The same steps run again after the timed loop on fixed slots that never
+ * touch malloc; the numbers must come out the same (a checksum of every
+ * limb), so an allocator that hands out overlapping blocks or loses a
+ * realloc's contents fails the benchmark instead of timing it. */
+
+constexpr size_t kBigVars = 4096;
+constexpr size_t kMinLimbs = 2, kMaxLimbs = 8;
+
+struct Num {
+    uint64_t *limb;
+    size_t len;
+};
+
+/* Leading zero limbs dropped, down to kMinLimbs. */
+size_t limbs_normalized(const uint64_t *r, size_t n)
+{
+    while (n > kMinLimbs && r[n - 1] == 0)
+        n--;
+    return n;
+}
+
+/* r = a + b; r has room for min(max(la, lb) + 1, kMaxLimbs) limbs. */
+size_t limbs_add(uint64_t *r, const uint64_t *a, size_t la, const uint64_t *b, size_t lb)
+{
+    const size_t n = std::min(std::max(la, lb) + 1, kMaxLimbs);
+    uint64_t carry = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t x = i < la ? a[i] : 0, y = i < lb ? b[i] : 0;
+        uint64_t s = x + carry;
+        carry = s < carry;
+        s += y;
+        carry += s < y;
+        r[i] = s;
+    }
+    return limbs_normalized(r, n);
+}
+
+/* r = a * m; r has room for min(la + 1, kMaxLimbs) limbs. */
+size_t limbs_mul1(uint64_t *r, const uint64_t *a, size_t la, uint64_t m)
+{
+    const size_t n = std::min(la + 1, kMaxLimbs);
+    unsigned __int128 carry = 0;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned __int128 p = (unsigned __int128)(i < la ? a[i] : 0) * m + carry;
+        r[i] = (uint64_t)p;
+        carry = p >> 64;
+    }
+    return limbs_normalized(r, n);
+}
+
+/* Numbers in malloc'd blocks sized to their limbs; counts the calls. */
+struct HeapLimbs {
+    int64_t calls = 0;
+    uint64_t *alloc(size_t n)
+    {
+        calls++;
+        void *p = malloc(n * sizeof(uint64_t));
+        benchmark::DoNotOptimize(p);
+        return static_cast<uint64_t *>(p);
+    }
+    uint64_t *resize(uint64_t *p, size_t n)
+    {
+        calls++;
+        void *q = realloc(p, n * sizeof(uint64_t));
+        benchmark::DoNotOptimize(q);
+        return static_cast<uint64_t *>(q);
+    }
+    void release(uint64_t *p)
+    {
+        calls++;
+        free(p);
+    }
+};
+
+/* The reference: fixed kMaxLimbs-limb slots from one array, no allocator. */
+struct SlotLimbs {
+    std::vector<uint64_t> store;
+    std::vector<uint64_t *> spare;
+    explicit SlotLimbs(size_t slots) : store(slots * kMaxLimbs)
+    {
+        for (size_t i = 0; i < slots; i++)
+            spare.push_back(&store[i * kMaxLimbs]);
+    }
+    uint64_t *alloc(size_t)
+    {
+        uint64_t *p = spare.back();
+        spare.pop_back();
+        return p;
+    }
+    uint64_t *resize(uint64_t *p, size_t)
+    {
+        return p;
+    }
+    void release(uint64_t *p)
+    {
+        spare.push_back(p);
+    }
+};
+
+/* d = a fresh block holding n limbs of r: shrunk to n (from room) first. */
+template <class A> void bignum_assign(A &a, Num &d, uint64_t *r, size_t n, size_t room)
+{
+    if (n < room)
+        r = a.resize(r, n);
+    a.release(d.limb);
+    d = {r, n};
+}
+
+template <class A> void bignum_step(A &a, std::vector<Num> &v, Rng &rng)
+{
+    const uint64_t r = rng.next();
+    const Num &x = v[r % kBigVars], &y = v[(r >> 16) % kBigVars];
+    Num &d = v[(r >> 32) % kBigVars];
+    switch ((r >> 61) & 7) {
+    case 0:
+    case 1: { /* d = x + y */
+        const size_t room = std::min(std::max(x.len, y.len) + 1, kMaxLimbs);
+        uint64_t *t = a.alloc(room);
+        bignum_assign(a, d, t, limbs_add(t, x.limb, x.len, y.limb, y.len), room);
+        break;
+    }
+    case 2:
+    case 3: { /* d = x * m + d, the product a temporary */
+        const size_t proom = std::min(x.len + 1, kMaxLimbs);
+        uint64_t *p = a.alloc(proom);
+        const size_t pn = limbs_mul1(p, x.limb, x.len, y.limb[0] | 1);
+        const size_t room = std::min(std::max(pn, d.len) + 1, kMaxLimbs);
+        uint64_t *t = a.alloc(room);
+        const size_t n = limbs_add(t, p, pn, d.limb, d.len);
+        a.release(p);
+        bignum_assign(a, d, t, n, room);
+        break;
+    }
+    case 4: /* d <<= 64, the new low limb from x */
+        if (d.len < kMaxLimbs) {
+            d.limb = a.resize(d.limb, d.len + 1);
+            memmove(d.limb + 1, d.limb, d.len * sizeof(uint64_t));
+            d.limb[0] = x.limb[0];
+            d.len++;
+            break;
+        }
+        /* full: truncate instead */
+        [[fallthrough]];
+    default: { /* d = d mod 2^(64 k), k in kMinLimbs..d.len */
+        const size_t k = kMinLimbs + (size_t)((r >> 48) % (d.len - kMinLimbs + 1));
+        if (k < d.len) {
+            d.limb = a.resize(d.limb, k);
+            d.len = k;
+        }
+        break;
+    }
+    }
+}
+
+template <class A> std::vector<Num> bignum_init(A &a)
+{
+    std::vector<Num> v(kBigVars);
+    Rng rng(5);
+    for (auto &n : v) {
+        n.len = rng.range(kMinLimbs, kMaxLimbs);
+        n.limb = a.alloc(n.len);
+        for (size_t i = 0; i < n.len; i++)
+            n.limb[i] = rng.next();
+    }
+    return v;
+}
+
+uint64_t bignum_checksum(const std::vector<Num> &v)
+{
+    uint64_t h = 0;
+    for (const auto &n : v) {
+        h = (h ^ n.len) * 0x100000001b3ull;
+        for (size_t i = 0; i < n.len; i++)
+            h = (h ^ n.limb[i]) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+void BM_bignum(benchmark::State &state)
+{
+    HeapLimbs heap;
+    std::vector<Num> v = bignum_init(heap);
+    Rng rng(6);
+    const int64_t calls0 = heap.calls;
+    for (auto _ : state)
+        bignum_step(heap, v, rng);
+    const int64_t calls = heap.calls - calls0;
+    const uint64_t got = bignum_checksum(v);
+    for (auto &n : v)
+        free(n.limb);
+
+    SlotLimbs slots(kBigVars + 2); /* the numbers and up to two temporaries */
+    std::vector<Num> w = bignum_init(slots);
+    Rng wrng(6);
+    for (int64_t i = 0; i < (int64_t)state.iterations(); i++)
+        bignum_step(slots, w, wrng);
+    if (got != bignum_checksum(w))
+        state.SkipWithError("bignum: the numbers differ from the reference run's");
+    state.SetItemsProcessed(calls);
+    state.SetLabel("op = one malloc, realloc or free (4096 numbers of 16..64 B, temporaries)");
+}
+
+/* ---- glibc's simple-bench shape ----
+ *
+ * Batches of range(1) blocks of range(0) bytes: all malloc'd, then all
+ * freed, first in, first out (BM_simple_fifo) or last in, first out
+ * (BM_simple_lifo); op = one malloc+free. Each block gets its index
+ * written in, read back before its free: a block handed out twice in a
+ * batch fails the benchmark. */
+void simple_batches(benchmark::State &state, bool lifo)
+{
+    const size_t size = (size_t)state.range(0), n = (size_t)state.range(1);
+    std::vector<uint64_t *> blocks(n);
+    uint64_t bad = 0;
+    for (auto _ : state) {
+        for (size_t i = 0; i < n; i++) {
+            void *p = malloc(size);
+            benchmark::DoNotOptimize(p);
+            blocks[i] = static_cast<uint64_t *>(p);
+            *blocks[i] = i;
+        }
+        for (size_t k = 0; k < n; k++) {
+            const size_t i = lifo ? n - 1 - k : k;
+            bad |= *blocks[i] ^ i;
+            free(blocks[i]);
+        }
+    }
+    if (bad)
+        state.SkipWithError("simple: a block was handed out twice in a batch");
+    state.SetItemsProcessed(state.iterations() * (int64_t)n);
+    state.SetLabel(std::string("op = one malloc+free (batches freed ") +
+                   (lifo ? "LIFO)" : "FIFO)"));
+}
+
+void BM_simple_fifo(benchmark::State &state)
+{
+    simple_batches(state, false);
+}
+
+void BM_simple_lifo(benchmark::State &state)
+{
+    simple_batches(state, true);
+}
+
+/* glibc's sizes and batch lengths. */
+void simple_args(benchmark::internal::Benchmark *b)
+{
+    for (int64_t size : {16, 32, 64})
+        for (int64_t n : {25, 100, 400, 1600})
+            b->Args({size, n});
+}
+
 /* A bounded lock-free single-producer/single-consumer ring of pointers.
  * Each side publishes its index every kBatch elements (the producer also at
  * the end, flush()), so the two sides never write the same cache lines of
@@ -392,6 +657,9 @@ BENCHMARK(BM_batch_random)->Arg(10000)->Arg(1000000)->Unit(benchmark::kMilliseco
 BENCHMARK(BM_realloc_chain)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_calloc)->Arg(64)->Arg(512)->Arg(4096);
 BENCHMARK(BM_mixed_large_tail);
+BENCHMARK(BM_bignum);
+BENCHMARK(BM_simple_fifo)->Apply(simple_args);
+BENCHMARK(BM_simple_lifo)->Apply(simple_args);
 /* Threads from here on. */
 BENCHMARK(BM_churn_private)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
 BENCHMARK(BM_producer_consumer)->Iterations(5)->UseManualTime()->Unit(benchmark::kMillisecond);
