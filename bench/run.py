@@ -125,6 +125,13 @@ MEM_METRICS = {
         ("rss_max_kib", "server-like churn: max RSS", "MiB", 1 / 1024),
         ("rss_growth_kib", "server-like churn: RSS drift after warm-up", "MiB", 1 / 1024),
     ],
+    "skewed": [
+        ("ns_per_pair", "skewed sizes (75% <= 16 B, tail to 512 B), steady live set: "
+         "random free+malloc", "ns/op", 1),
+        ("rss_steady_kib", "skewed sizes, steady live set: RSS", "MiB", 1 / 1024),
+        ("rss_per_live_net", "skewed sizes, steady live set: RSS / live bytes, harness taken off",
+         "x", 1),
+    ],
 }
 COLORS = {"obm-linked": "#7a0f0f", "glibc": "#8c8c8c", "jemalloc": "#2a9d8f", "mimalloc": "#457b9d",
           "tcmalloc": "#e9c46a", "tbbmalloc": "#8d6e63", "obm": "#d62828", "obm-nopurge": "#f4a3a3",
@@ -141,7 +148,11 @@ def run(cmd, env=None, timeout=1800, stdout=subprocess.PIPE):
     full_env.pop("LD_PRELOAD", None)
     full_env.update(env or {})
     proc = subprocess.run(cmd, env=full_env, stdout=stdout, stderr=subprocess.PIPE,
-                          text=True, timeout=timeout, check=True)
+                          text=True, timeout=timeout)
+    if proc.returncode != 0:  # a workload that found its blocks wrong says so on stderr
+        preload = full_env.get("LD_PRELOAD", "")
+        sys.exit(f"run.py: {' '.join(cmd)} (LD_PRELOAD={preload}): exit status {proc.returncode}\n"
+                 + proc.stderr.strip())
     check_preloaded(cmd, proc.stderr)
     return proc
 
@@ -535,7 +546,8 @@ def make_plots(rows, alloc_names, out):
                ("mem/pinning", "rss_pinned_kib", "pinning: 1% survivors"),
                ("mem/pinning", "rss_pinned_woken_kib", "pinning: idle, woken"),
                ("mem/phased", "rss_peak_kib", "phased: peak"),
-               ("mem/churn", "rss_max_kib", "churn: max")],
+               ("mem/churn", "rss_max_kib", "churn: max"),
+               ("mem/skewed", "rss_steady_kib", "skewed: steady")],
               "Memory: RSS in MiB (lower is better)", "MiB", os.path.join(out, "memory.png"))
     plot_churn(out, alloc_names, os.path.join(out, "churn.png"))
 
