@@ -81,9 +81,23 @@ SPEED_FULL = [
     ("BM_churn_private/real_time/threads:1", "private churn, 1 thread (per pair)"),
     ("BM_churn_private/real_time/threads:2", "private churn, 2 threads (per pair, total)"),
     ("BM_churn_private/real_time/threads:4", "private churn, 4 threads (per pair, total)"),
+    ("BM_churn_linear/real_time/threads:1", "churn 8..16000 B, linear drop-off, 1 thread (per pair)"),
+    ("BM_churn_linear/real_time/threads:2",
+     "churn 8..16000 B, linear drop-off, 2 threads (per pair, total)"),
+    ("BM_churn_invsq/real_time/threads:1", "churn 4..32768 B, 1/size^2, 1 thread (per pair)"),
+    ("BM_churn_invsq/real_time/threads:2",
+     "churn 4..32768 B, 1/size^2, 2 threads (per pair, total)"),
     ("BM_producer_consumer/iterations:5/manual_time",
      "producer -> consumer, every free remote (per object)"),
+    ("BM_handoff/2/iterations:5/manual_time",
+     "8..1000 B handed between 2 threads in a ring (per object)"),
+    ("BM_handoff/4/iterations:5/manual_time",
+     "8..1000 B handed between 4 threads in a ring (per object)"),
+    ("BM_mpmc/iterations:5/manual_time",
+     "2 producers -> one queue -> 2 consumers, 8..512 B (per object)"),
 ]
+# Rows timed over threads that hand objects over: also shown in objects/s.
+SPEED_TRANSFER = ("BM_producer_consumer", "BM_handoff", "BM_mpmc")
 SPEED_QUICK = [
     "BM_pair_live/64",
     "BM_pair_alone/64",
@@ -93,6 +107,9 @@ SPEED_QUICK = [
     "BM_simple_lifo/32/400",
     "BM_churn_private/real_time/threads:1",
     "BM_churn_private/real_time/threads:2",
+    "BM_churn_invsq/real_time/threads:1",
+    "BM_handoff/2/iterations:5/manual_time",
+    "BM_mpmc/iterations:5/manual_time",
 ]
 PAIR_CONFIGS_FULL = [(s, m) for m in ("live", "alone") for s in (16, 64, 256, 512)]
 PAIR_CONFIGS_QUICK = [(64, "live"), (64, "alone")]
@@ -223,7 +240,7 @@ def run_speed(build, allocs, quick, rep, samples):
                 continue
             ips = b["items_per_second"]
             label = labels.get(b["name"], b["name"])
-            if b["name"].startswith("BM_producer_consumer"):
+            if b["name"].startswith(SPEED_TRANSFER):
                 samples.add("speed", b["name"], label, "M objects/s", name, ips / 1e6)
             samples.add("speed", b["name"] + ":ns", label, "ns/op", name, 1e9 / ips)
         log(f"  speed under {name}: {len(data['benchmarks'])} benchmarks")
@@ -526,10 +543,16 @@ plot {lines}
 def make_plots(rows, alloc_names, out):
     plot_bars(rows, alloc_names,
               [("speed", n + ":ns", n.replace("BM_", "").replace("/real_time", ""))
-               for n, _ in SPEED_FULL
-               if "churn" not in n and "producer" not in n and "simple" not in n],
+               for n, _ in SPEED_FULL if "threads" not in n and "manual_time" not in n
+               and "simple" not in n],
               "Speed: ns per operation (lower is better; log scale)", "ns/op",
               os.path.join(out, "speed.png"), log_y=True)
+    plot_bars(rows, alloc_names,
+              [("speed", n + ":ns", n.replace("BM_", "").replace("/real_time", "")
+                .replace("/iterations:5/manual_time", "").replace("threads:", "t"))
+               for n, _ in SPEED_FULL if "threads" in n or "manual_time" in n],
+              "Threads: ns per pair or object, all threads together (lower is better; log scale)",
+              "ns/op", os.path.join(out, "threads.png"), log_y=True)
     plot_bars(rows, alloc_names,
               [("speed", f"BM_simple_{o}/{s}/{n}:ns", f"{o.upper()} {s} B x {n}")
                for o, s, n in SIMPLE],

@@ -38,6 +38,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <numeric>
 #include <string>
 #include <thread>
@@ -624,6 +628,256 @@ void BM_producer_consumer(benchmark::State &state)
     state.SetLabel("op = one 64 B object malloc'd by the producer, freed by the consumer");
 }
 
+/* ---- wider size ranges, 1024 live per thread ----
+ *
+ * Each thread churns its own ring of kWideSlots blocks (free the oldest,
+ * malloc the next size: every block lives kWideSlots steps), sizes from a
+ * pre-generated table. Each block gets a stamp written in, read back before
+ * its free: a block handed out twice fails the benchmark. Sizes above 512 B
+ * are what obm hands to its backing allocator. */
+
+constexpr size_t kWideSlots = 1024;
+
+/* 8..16000 B, the density falling linearly to nothing at 16000. */
+uint32_t size_linear(Rng &rng)
+{
+    const double u = (double)(rng.next() >> 11) * 0x1p-53;
+    return (uint32_t)(8 + 15992.0 * (1 - std::sqrt(1 - u)));
+}
+
+/* 4..32768 B with density proportional to 1 / size^2 (inverse transform). */
+uint32_t size_inverse_square(Rng &rng)
+{
+    const double u = (double)(rng.next() >> 11) * 0x1p-53;
+    return (uint32_t)std::min(32768.0, 1 / (0.25 - u * (0.25 - 1.0 / 32768)));
+}
+
+void checked_ring_churn(benchmark::State &state, uint32_t (*size)(Rng &))
+{
+    std::vector<uint32_t> sizes(kSizeTable);
+    Rng rng(200 + (uint64_t)state.thread_index());
+    for (auto &s : sizes)
+        s = size(rng);
+    std::vector<uint32_t *> ring(kWideSlots);
+    uint32_t k = 0, bad = 0;
+    for (auto &p : ring) {
+        p = static_cast<uint32_t *>(malloc(sizes[k & (kSizeTable - 1)]));
+        *p = k++;
+    }
+    size_t slot = 0;
+    for (auto _ : state) {
+        bad |= *ring[slot] ^ (k - (uint32_t)kWideSlots);
+        free(ring[slot]);
+        void *p = malloc(sizes[k & (kSizeTable - 1)]);
+        benchmark::DoNotOptimize(p);
+        ring[slot] = static_cast<uint32_t *>(p);
+        *ring[slot] = k++;
+        if (++slot == kWideSlots)
+            slot = 0;
+    }
+    for (auto p : ring)
+        free(p);
+    if (bad)
+        state.SkipWithError("churn: a block's stamp was overwritten");
+    state.SetItemsProcessed(state.iterations());
+}
+
+void BM_churn_linear(benchmark::State &state)
+{
+    checked_ring_churn(state, size_linear);
+    state.SetLabel("op = free+malloc pair per thread (ring of 1024, 8..16000 B, linear drop-off)");
+}
+
+void BM_churn_invsq(benchmark::State &state)
+{
+    checked_ring_churn(state, size_inverse_square);
+    state.SetLabel("op = free+malloc pair per thread (ring of 1024, 4..32768 B, 1/size^2)");
+}
+
+/* ---- objects handed between threads in batches ----
+ *
+ * A batch is kBatchObjects blocks malloc'd by one thread and freed by
+ * another; it travels through a BatchQueue (a bounded FIFO of batch
+ * pointers under a mutex: one lock per 64 objects, little next to the
+ * allocator). Every block gets a value written in by its producer; its
+ * consumer adds up what it reads, and the two sums must agree. */
+
+constexpr size_t kBatchObjects = 64;
+
+struct Batch {
+    void *obj[kBatchObjects];
+};
+
+class BatchQueue
+{
+  public:
+    /* Room for cap batches: a put never waits when no more exist. */
+    explicit BatchQueue(size_t cap) : slots_(cap)
+    {
+    }
+
+    void put(Batch *b)
+    {
+        {
+            std::lock_guard<std::mutex> lock(m_);
+            slots_[(head_ + count_++) % slots_.size()] = b;
+        }
+        cv_.notify_one();
+    }
+
+    Batch *get()
+    {
+        std::unique_lock<std::mutex> lock(m_);
+        cv_.wait(lock, [this] { return count_ > 0; });
+        Batch *b = slots_[head_];
+        head_ = (head_ + 1) % slots_.size();
+        count_--;
+        return b;
+    }
+
+  private:
+    std::mutex m_;
+    std::condition_variable cv_;
+    std::vector<Batch *> slots_;
+    size_t head_ = 0, count_ = 0;
+};
+
+/* Fill b with kBatchObjects blocks of 8..hi bytes, each holding a value
+ * from rng; returns the sum of the values. */
+uint64_t batch_fill(Batch *b, Rng &rng, size_t hi)
+{
+    uint64_t sum = 0;
+    for (auto &o : b->obj) {
+        const uint64_t v = rng.next();
+        void *p = malloc(rng.range(8, hi));
+        benchmark::DoNotOptimize(p);
+        *static_cast<uint64_t *>(p) = v;
+        o = p;
+        sum += v;
+    }
+    return sum;
+}
+
+/* Free b's blocks; returns the sum of the values they held. */
+uint64_t batch_drain(Batch *b)
+{
+    uint64_t sum = 0;
+    for (void *p : b->obj) {
+        sum += *static_cast<uint64_t *>(p);
+        free(p);
+    }
+    return sum;
+}
+
+/* range(0) threads in a ring: each mallocs a batch of 8..1000 B blocks,
+ * hands it to the next thread and frees the batch the previous one handed
+ * it, 1M objects in all; op = one object handed over. Each thread keeps
+ * kHandoffDepth batches on their way, so it seldom waits for the previous
+ * one. */
+void BM_handoff(benchmark::State &state)
+{
+    const size_t nthreads = (size_t)state.range(0);
+    constexpr size_t kHandoffDepth = 8;
+    const size_t rounds = 1000000 / kBatchObjects / nthreads;
+    cpu_set_t mask;
+    sched_getaffinity(0, sizeof mask, &mask);
+    for (auto _ : state) {
+        std::vector<Batch> batches(nthreads * kHandoffDepth);
+        std::vector<std::unique_ptr<BatchQueue>> inbox;
+        for (size_t t = 0; t < nthreads; t++)
+            inbox.push_back(std::make_unique<BatchQueue>(batches.size()));
+        std::vector<uint64_t> made(nthreads), freed(nthreads);
+        std::vector<std::thread> threads;
+        const auto start = std::chrono::steady_clock::now();
+        for (size_t t = 0; t < nthreads; t++) {
+            threads.emplace_back([&, t] {
+                pin_to_nth_cpu(mask, (int)t);
+                Rng rng(300 + t);
+                BatchQueue &next = *inbox[(t + 1) % nthreads], &own = *inbox[t];
+                for (size_t d = 0; d < kHandoffDepth; d++) {
+                    Batch *b = &batches[t * kHandoffDepth + d];
+                    made[t] += batch_fill(b, rng, 1000);
+                    next.put(b);
+                }
+                for (size_t r = kHandoffDepth; r < rounds; r++) {
+                    Batch *b = own.get();
+                    freed[t] += batch_drain(b);
+                    made[t] += batch_fill(b, rng, 1000);
+                    next.put(b);
+                }
+                for (size_t d = 0; d < kHandoffDepth; d++)
+                    freed[t] += batch_drain(own.get());
+            });
+        }
+        for (auto &th : threads)
+            th.join();
+        const auto end = std::chrono::steady_clock::now();
+        state.SetIterationTime(std::chrono::duration<double>(end - start).count());
+        if (std::accumulate(made.begin(), made.end(), 0ull) !=
+            std::accumulate(freed.begin(), freed.end(), 0ull)) {
+            state.SkipWithError("handoff: objects lost or corrupted");
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * (int64_t)(rounds * kBatchObjects * nthreads));
+    state.SetLabel("op = one 8..1000 B object malloc'd by one thread, freed by the next");
+}
+
+/* Two producers malloc batches of 8..512 B blocks into one queue, two
+ * consumers take whichever batch comes next and free it: any consumer
+ * frees any producer's blocks. 1M objects in all; op = one object. */
+void BM_mpmc(benchmark::State &state)
+{
+    constexpr size_t kProducers = 2, kConsumers = 2, kInFlight = 64;
+    constexpr size_t kRounds = 1000000 / kBatchObjects / kProducers;
+    cpu_set_t mask;
+    sched_getaffinity(0, sizeof mask, &mask);
+    for (auto _ : state) {
+        std::vector<Batch> batches(kInFlight);
+        BatchQueue empty(kInFlight), full(kInFlight + kConsumers);
+        for (auto &b : batches)
+            empty.put(&b);
+        std::vector<uint64_t> made(kProducers), freed(kConsumers);
+        std::vector<std::thread> threads;
+        const auto start = std::chrono::steady_clock::now();
+        for (size_t t = 0; t < kProducers; t++) {
+            threads.emplace_back([&, t] {
+                pin_to_nth_cpu(mask, (int)t);
+                Rng rng(400 + t);
+                for (size_t r = 0; r < kRounds; r++) {
+                    Batch *b = empty.get();
+                    made[t] += batch_fill(b, rng, 512);
+                    full.put(b);
+                }
+            });
+        }
+        for (size_t t = 0; t < kConsumers; t++) {
+            threads.emplace_back([&, t] {
+                pin_to_nth_cpu(mask, (int)(kProducers + t));
+                while (Batch *b = full.get()) {
+                    freed[t] += batch_drain(b);
+                    empty.put(b);
+                }
+            });
+        }
+        for (size_t t = 0; t < kProducers; t++)
+            threads[t].join();
+        for (size_t t = 0; t < kConsumers; t++)
+            full.put(nullptr); /* one end mark for each consumer */
+        for (size_t t = kProducers; t < threads.size(); t++)
+            threads[t].join();
+        const auto end = std::chrono::steady_clock::now();
+        state.SetIterationTime(std::chrono::duration<double>(end - start).count());
+        if (std::accumulate(made.begin(), made.end(), 0ull) !=
+            std::accumulate(freed.begin(), freed.end(), 0ull)) {
+            state.SkipWithError("mpmc: objects lost or corrupted");
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * (int64_t)(kRounds * kBatchObjects * kProducers));
+    state.SetLabel("op = one 8..512 B object, 2 producers -> one queue -> 2 consumers");
+}
+
 /* The allocator in use, for the output's context. */
 std::string allocator_name()
 {
@@ -662,7 +916,16 @@ BENCHMARK(BM_simple_fifo)->Apply(simple_args);
 BENCHMARK(BM_simple_lifo)->Apply(simple_args);
 /* Threads from here on. */
 BENCHMARK(BM_churn_private)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();
+BENCHMARK(BM_churn_linear)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_churn_invsq)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_producer_consumer)->Iterations(5)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_handoff)
+    ->Arg(2)
+    ->Arg(4)
+    ->Iterations(5)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_mpmc)->Iterations(5)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 int main(int argc, char **argv)
 {

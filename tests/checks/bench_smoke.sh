@@ -119,8 +119,10 @@ if not b or not b[0]["items_per_second"] > 0:
     result $? "obm-speed runs a benchmark and reports items/s, served by obm"
 
     # The rows that check their own blocks: an error of theirs is in the JSON.
-    shapes='BM_bignum BM_simple_fifo/32/400 BM_simple_lifo/32/400'
-    run obm-speed --benchmark_filter='^(BM_bignum|BM_simple_(fifo|lifo)/32/400)$' \
+    shapes='BM_bignum BM_simple_fifo/32/400 BM_simple_lifo/32/400
+        BM_churn_linear/real_time/threads:2 BM_churn_invsq/real_time/threads:2
+        BM_handoff/2/iterations:5/manual_time BM_mpmc/iterations:5/manual_time'
+    run obm-speed --benchmark_filter='^(BM_bignum|BM_simple_(fifo|lifo)/32/400|BM_churn_(linear|invsq)/real_time/threads:2|BM_handoff/2/.*|BM_mpmc/.*)$' \
         --benchmark_min_time=0.01 --benchmark_format=json &&
         why=$("$PYTHON3" -c 'import json, sys
 b = {r["name"]: r for r in json.load(open(sys.argv[1]))["benchmarks"]}
@@ -132,7 +134,7 @@ for name in sys.argv[2].split():
         sys.exit(name + ": " + r["error_message"])
     if not r["items_per_second"] > 0:
         sys.exit(name + " reports no items/s")' "$dir/out" "$shapes" 2>&1)
-    result $? "obm-speed's bignum and simple-bench rows run and check their blocks, served by obm"
+    result $? "obm-speed's rows that check their blocks (bignum, simple-bench, wide churn, handoff, mpmc) pass, served by obm"
 fi
 
 why=$("$PYTHON3" -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' \
