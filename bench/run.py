@@ -2,7 +2,7 @@
 """obm's benchmark runner: the same programs under every allocator, side by side.
 
 Each benchmark binary is run once per allocator with LD_PRELOAD (glibc: no
-preload), allocators interleaved (A B C D E, A B C D E, ...) for several
+preload), allocators interleaved (A B C D E F, A B C D E F, ...) for several
 repetitions, so slow drifts of a shared machine hit every allocator alike.
 Medians are reported with their min-max spread, as ratios to glibc and to
 the best peer. Output, in --out:
