@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 packages="build-essential autoconf automake libtool pkg-config git
 libcmocka-dev clang clang-format llvm libclang-rt-14-dev valgrind
 python3 sqlite3 time libxml2-utils
-libbenchmark-dev libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4
+libbenchmark-dev libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libtbbmalloc2
 python3-dev liblua5.4-dev lua5.4
 gnuplot-nox fonts-dejavu-core"
 

@@ -40,6 +40,11 @@ count() {
         cat "$tmp/log" >&2
         exit 1
     fi
+    # ld.so goes on without a preload it cannot load: the glibc count would pass for it.
+    if grep -q 'from LD_PRELOAD cannot be preloaded' "$tmp/log"; then
+        echo "$0: $(grep -m1 'cannot be preloaded' "$tmp/log")" >&2
+        exit 1
+    fi
     awk '/^summary:/ {print $2; found = 1} END {exit !found}' "$out" || {
         echo "$0: no summary line in $out" >&2
         exit 1

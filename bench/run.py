@@ -2,7 +2,7 @@
 """obm's benchmark runner: the same programs under every allocator, side by side.
 
 Each benchmark binary is run once per allocator with LD_PRELOAD (glibc: no
-preload), allocators interleaved (A B C D E, A B C D E, ...) for several
+preload), allocators interleaved (A B C D E F, A B C D E F, ...) for several
 repetitions, so slow drifts of a shared machine hit every allocator alike.
 Medians are reported with their min-max spread, as ratios to glibc and to
 the best peer. Output, in --out:
@@ -39,10 +39,21 @@ PEERS = [  # name, preload path (None: glibc itself), Debian package
     ("jemalloc", LIBDIR + "/libjemalloc.so.2", "libjemalloc2"),
     ("mimalloc", LIBDIR + "/libmimalloc.so.2", "libmimalloc2.0"),
     ("tcmalloc", LIBDIR + "/libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
+    ("tbbmalloc", LIBDIR + "/libtbbmalloc_proxy.so.2", "libtbbmalloc2"),
 ]
+
+# Who a program must find serving malloc under each allocator (obm's
+# variants: obm): the "allocator" code of bench/mem's JSON (memutil.h,
+# mem_detect_allocator) and the start of obm-speed's "allocator" context
+# (speed.cc, allocator_name). A preload that did not take fails the run.
+SERVED_BY = {"glibc": (0, "glibc "), "jemalloc": (2, "jemalloc "), "mimalloc": (3, "mimalloc "),
+             "tcmalloc": (4, "gperftools "), "tbbmalloc": (5, "tbbmalloc"), "obm": (1, "obm")}
 
 # obm with an option changed, run beside obm in full runs: name -> environment.
 VARIANTS = {"obm-nopurge": {"OBM_PURGE_DELAY_MS": "-1"}}
+
+# glibc's simple-bench shape in bench/speed.cc: (order, size, batch length).
+SIMPLE = [(o, s, n) for o in ("fifo", "lifo") for s in (16, 32, 64) for n in (25, 100, 400, 1600)]
 
 # Speed benchmarks (bench/speed.cc) shown in the table: name -> label.
 SPEED_FULL = [
@@ -61,18 +72,44 @@ SPEED_FULL = [
     ("BM_calloc/512", "calloc/free pair, 512 B"),
     ("BM_calloc/4096", "calloc/free pair, 4 KiB"),
     ("BM_mixed_large_tail", "pairs 8..4096, 10% above 512 B"),
+    ("BM_bignum", "bignum-like: 4096 numbers of 16..64 B, temporaries (per call)"),
+] + [
+    (f"BM_simple_{o}/{s}/{n}",
+     f"glibc simple-bench: batches of {n} x {s} B, freed {o.upper()} (per malloc+free)")
+    for o, s, n in SIMPLE
+] + [
     ("BM_churn_private/real_time/threads:1", "private churn, 1 thread (per pair)"),
     ("BM_churn_private/real_time/threads:2", "private churn, 2 threads (per pair, total)"),
     ("BM_churn_private/real_time/threads:4", "private churn, 4 threads (per pair, total)"),
+    ("BM_churn_linear/real_time/threads:1", "churn 8..16000 B, linear drop-off, 1 thread (per pair)"),
+    ("BM_churn_linear/real_time/threads:2",
+     "churn 8..16000 B, linear drop-off, 2 threads (per pair, total)"),
+    ("BM_churn_invsq/real_time/threads:1", "churn 4..32768 B, 1/size^2, 1 thread (per pair)"),
+    ("BM_churn_invsq/real_time/threads:2",
+     "churn 4..32768 B, 1/size^2, 2 threads (per pair, total)"),
     ("BM_producer_consumer/iterations:5/manual_time",
      "producer -> consumer, every free remote (per object)"),
+    ("BM_handoff/2/iterations:5/manual_time",
+     "8..1000 B handed between 2 threads in a ring (per object)"),
+    ("BM_handoff/4/iterations:5/manual_time",
+     "8..1000 B handed between 4 threads in a ring (per object)"),
+    ("BM_mpmc/iterations:5/manual_time",
+     "2 producers -> one queue -> 2 consumers, 8..512 B (per object)"),
 ]
+# Rows timed over threads that hand objects over: also shown in objects/s.
+SPEED_TRANSFER = ("BM_producer_consumer", "BM_handoff", "BM_mpmc")
 SPEED_QUICK = [
     "BM_pair_live/64",
     "BM_pair_alone/64",
     "BM_batch_random/10000",
+    "BM_bignum",
+    "BM_simple_fifo/32/400",
+    "BM_simple_lifo/32/400",
     "BM_churn_private/real_time/threads:1",
     "BM_churn_private/real_time/threads:2",
+    "BM_churn_invsq/real_time/threads:1",
+    "BM_handoff/2/iterations:5/manual_time",
+    "BM_mpmc/iterations:5/manual_time",
 ]
 PAIR_CONFIGS_FULL = [(s, m) for m in ("live", "alone") for s in (16, 64, 256, 512)]
 PAIR_CONFIGS_QUICK = [(64, "live"), (64, "alone")]
@@ -105,9 +142,16 @@ MEM_METRICS = {
         ("rss_max_kib", "server-like churn: max RSS", "MiB", 1 / 1024),
         ("rss_growth_kib", "server-like churn: RSS drift after warm-up", "MiB", 1 / 1024),
     ],
+    "skewed": [
+        ("ns_per_pair", "skewed sizes (75% <= 16 B, tail to 512 B), steady live set: "
+         "random free+malloc", "ns/op", 1),
+        ("rss_steady_kib", "skewed sizes, steady live set: RSS", "MiB", 1 / 1024),
+        ("rss_per_live_net", "skewed sizes, steady live set: RSS / live bytes, harness taken off",
+         "x", 1),
+    ],
 }
 COLORS = {"obm-linked": "#7a0f0f", "glibc": "#8c8c8c", "jemalloc": "#2a9d8f", "mimalloc": "#457b9d",
-          "tcmalloc": "#e9c46a", "obm": "#d62828", "obm-nopurge": "#f4a3a3",
+          "tcmalloc": "#e9c46a", "tbbmalloc": "#8d6e63", "obm": "#d62828", "obm-nopurge": "#f4a3a3",
           "pymalloc": "#6a4c93"}
 HIGHER_IS_BETTER = {"items/s", "Mops/s", "M objects/s", "x scaling"}
 
@@ -120,8 +164,32 @@ def run(cmd, env=None, timeout=1800, stdout=subprocess.PIPE):
     full_env = dict(os.environ)
     full_env.pop("LD_PRELOAD", None)
     full_env.update(env or {})
-    return subprocess.run(cmd, env=full_env, stdout=stdout, stderr=subprocess.PIPE,
-                          text=True, timeout=timeout, check=True)
+    proc = subprocess.run(cmd, env=full_env, stdout=stdout, stderr=subprocess.PIPE,
+                          text=True, timeout=timeout)
+    if proc.returncode != 0:  # a workload that found its blocks wrong says so on stderr
+        preload = full_env.get("LD_PRELOAD", "")
+        sys.exit(f"run.py: {' '.join(cmd)} (LD_PRELOAD={preload}): exit status {proc.returncode}\n"
+                 + proc.stderr.strip())
+    check_preloaded(cmd, proc.stderr)
+    return proc
+
+
+def check_preloaded(cmd, stderr):
+    """ld.so goes on without a preload it cannot load, saying so on stderr."""
+    if "from LD_PRELOAD cannot be preloaded" in stderr:
+        sys.exit(f"run.py: {cmd[0]}: {stderr.strip().splitlines()[0]}")
+
+
+def served_by(name):
+    return SERVED_BY["obm" if name in VARIANTS else name]
+
+
+def check_served(prog, name, seen):
+    """seen: the allocator code (bench/mem) or name (obm-speed) a program reported."""
+    code, prefix = served_by(name)
+    if seen != code and not (isinstance(seen, str) and seen.startswith(prefix)):
+        sys.exit(f"run.py: {prog} under {name} was served by {seen!r}, not {name}: "
+                 "did the preload take?")
 
 
 def preload_env(path, name=None):
@@ -164,12 +232,15 @@ def run_speed(build, allocs, quick, rep, samples):
                  "--benchmark_out=" + out.name, "--benchmark_out_format=json"],
                 env=preload_env(path, name), stdout=subprocess.DEVNULL)
             data = json.load(open(out.name))
+        check_served("obm-speed", name, data["context"].get("allocator"))
         for b in data["benchmarks"]:
+            if b.get("error_occurred"):  # a workload that found its results wrong
+                sys.exit(f"run.py: obm-speed {b['name']} under {name}: {b.get('error_message')}")
             if b.get("run_type") == "aggregate" or "items_per_second" not in b:
                 continue
             ips = b["items_per_second"]
             label = labels.get(b["name"], b["name"])
-            if b["name"].startswith("BM_producer_consumer"):
+            if b["name"].startswith(SPEED_TRANSFER):
                 samples.add("speed", b["name"], label, "M objects/s", name, ips / 1e6)
             samples.add("speed", b["name"] + ":ns", label, "ns/op", name, 1e9 / ips)
         log(f"  speed under {name}: {len(data['benchmarks'])} benchmarks")
@@ -215,6 +286,7 @@ def run_mem(build, allocs, quick, rep, samples, series_dir):
             if prog == "churn":
                 cmd += ["--series", os.path.join(series_dir, f"churn-{name}.csv")]
             data = json.loads(run(cmd, env=preload_env(path, name)).stdout.strip().splitlines()[-1])
+            check_served("obm-mem-" + prog, name, data["allocator"])
             for key, label, unit, scale in metrics:
                 samples.add("mem/" + prog, key, label, unit, name, data[key] * scale)
         log(f"  mem {prog}: done")
@@ -228,6 +300,7 @@ def timed(cmd, env, stdin=None):
                                    **env},
                               stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, check=True, timeout=1800)
+        check_preloaded(cmd, proc.stderr)
         secs, kib = t.read().split()[-2:]
     return float(secs), int(kib), proc.stdout
 
@@ -470,9 +543,21 @@ plot {lines}
 def make_plots(rows, alloc_names, out):
     plot_bars(rows, alloc_names,
               [("speed", n + ":ns", n.replace("BM_", "").replace("/real_time", ""))
-               for n, _ in SPEED_FULL if "churn" not in n and "producer" not in n],
+               for n, _ in SPEED_FULL if "threads" not in n and "manual_time" not in n
+               and "simple" not in n],
               "Speed: ns per operation (lower is better; log scale)", "ns/op",
               os.path.join(out, "speed.png"), log_y=True)
+    plot_bars(rows, alloc_names,
+              [("speed", n + ":ns", n.replace("BM_", "").replace("/real_time", "")
+                .replace("/iterations:5/manual_time", "").replace("threads:", "t"))
+               for n, _ in SPEED_FULL if "threads" in n or "manual_time" in n],
+              "Threads: ns per pair or object, all threads together (lower is better; log scale)",
+              "ns/op", os.path.join(out, "threads.png"), log_y=True)
+    plot_bars(rows, alloc_names,
+              [("speed", f"BM_simple_{o}/{s}/{n}:ns", f"{o.upper()} {s} B x {n}")
+               for o, s, n in SIMPLE],
+              "glibc simple-bench shape: ns per malloc+free (order, size, batch; lower is better)",
+              "ns/op", os.path.join(out, "simple.png"))
     plot_bars(rows, alloc_names,
               [("instructions", f"pair_{m}/{s}", f"{s} B {m}") for s, m in PAIR_CONFIGS_FULL],
               "Instructions per malloc/free pair (callgrind; lower is better)", "instructions",
@@ -484,7 +569,8 @@ def make_plots(rows, alloc_names, out):
                ("mem/pinning", "rss_pinned_kib", "pinning: 1% survivors"),
                ("mem/pinning", "rss_pinned_woken_kib", "pinning: idle, woken"),
                ("mem/phased", "rss_peak_kib", "phased: peak"),
-               ("mem/churn", "rss_max_kib", "churn: max")],
+               ("mem/churn", "rss_max_kib", "churn: max"),
+               ("mem/skewed", "rss_steady_kib", "skewed: steady")],
               "Memory: RSS in MiB (lower is better)", "MiB", os.path.join(out, "memory.png"))
     plot_churn(out, alloc_names, os.path.join(out, "churn.png"))
 
@@ -546,7 +632,9 @@ def main():
     allocs = []
     for name, path, pkg in PEERS:
         if path and not os.path.exists(path):
-            log(f"{name}: {path} not found (apt-get install {pkg}); left out")
+            if not args.quick:  # a full run's tables have every peer
+                sys.exit(f"run.py: {name}: {path} not found (apt-get install {pkg})")
+            log(f"{name}: {path} not found (apt-get install {pkg}); left out of this quick run")
             continue
         allocs.append((name, path))
     allocs.append(("obm", obm))

@@ -264,18 +264,21 @@ struct mem_args {
     int quick;          /* --quick: about 10x smaller */
     uint64_t seed;      /* --seed N */
     long idle_ms;       /* --idle-ms N: the idle pause (1000 ms) */
-    long steps;         /* --steps N: churn's step count (0: its default) */
+    long steps;         /* --steps N: the step count (0: the program's default) */
     const char *series; /* --series FILE: churn's CSV of samples */
 };
 
 #define MEM_OPT_SERIES 1 /* the program takes --series and --steps */
 #define MEM_OPT_IDLE   2 /* the program takes --idle-ms */
+#define MEM_OPT_STEPS  4 /* the program takes --steps */
 
 static inline void mem_usage(const char *prog, unsigned opts)
 {
     fprintf(stderr, "usage: %s [--quick] [--seed N]%s%s\n", prog,
             (opts & MEM_OPT_IDLE) ? " [--idle-ms N]" : "",
-            (opts & MEM_OPT_SERIES) ? " [--steps N] [--series FILE]" : "");
+            (opts & MEM_OPT_SERIES)  ? " [--steps N] [--series FILE]"
+            : (opts & MEM_OPT_STEPS) ? " [--steps N]"
+                                     : "");
     exit(2);
 }
 
@@ -302,7 +305,7 @@ static inline struct mem_args mem_parse_args(int argc, char **argv, unsigned opt
             a.seed = mem_parse_u64(prog, opts, argv[++i]);
         else if ((opts & MEM_OPT_IDLE) && strcmp(o, "--idle-ms") == 0 && more)
             a.idle_ms = (long)mem_parse_u64(prog, opts, argv[++i]);
-        else if ((opts & MEM_OPT_SERIES) && strcmp(o, "--steps") == 0 && more)
+        else if ((opts & (MEM_OPT_SERIES | MEM_OPT_STEPS)) && strcmp(o, "--steps") == 0 && more)
             a.steps = (long)mem_parse_u64(prog, opts, argv[++i]);
         else if ((opts & MEM_OPT_SERIES) && strcmp(o, "--series") == 0 && more)
             a.series = argv[++i];
@@ -314,12 +317,14 @@ static inline struct mem_args mem_parse_args(int argc, char **argv, unsigned opt
 
 /* ---- which allocator is serving malloc (for the runner's sanity check) ---- */
 
-/* 1 obm, 2 jemalloc, 3 mimalloc, 4 tcmalloc, 0 none of those (glibc). Call
- * it only after measuring: a failed dlsym allocates its error message. */
+/* 1 obm, 2 jemalloc, 3 mimalloc, 4 tcmalloc, 5 TBB's malloc proxy, 0 none
+ * of those (glibc). Call it only after measuring: a failed dlsym allocates
+ * its error message. */
 static inline int mem_detect_allocator(void)
 {
-    static const char *const syms[] = {"obm_owns", "mallctl", "mi_version", "tc_malloc"};
-    for (int i = 0; i < 4; i++)
+    static const char *const syms[] = {"obm_owns", "mallctl", "mi_version", "tc_malloc",
+                                       "__TBB_malloc_proxy"};
+    for (int i = 0; i < 5; i++)
         if (dlsym(RTLD_DEFAULT, syms[i]) != NULL)
             return i + 1;
     return 0;

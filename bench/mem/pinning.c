@@ -42,7 +42,7 @@
  *   quick, seed, harness_kib (the harness's own mmap'd arrays, resident all
  *   along and included in every RSS figure), ru_maxrss_kib (getrusage),
  *   wall_seconds, allocator (1 obm, 2 jemalloc, 3 mimalloc, 4 tcmalloc,
- *   0 none of these: glibc).
+ *   5 TBB, 0 none of these: glibc).
  */
 #include "memutil.h"
 

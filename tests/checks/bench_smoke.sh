@@ -22,7 +22,7 @@ if ! have_benchmark=$(printf '@HAVE_BENCHMARK_TRUE@' | "$top_builddir/config.sta
 fi
 dir=$(mktemp -d "${TMPDIR:-/tmp}/obm-bench-smoke.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
-echo 1..7
+echo 1..9
 i=0
 
 # run PROGRAM ARGS...: PROGRAM under the drop-in with its stdout in
@@ -93,12 +93,22 @@ run obm-mem-churn --quick --steps 300000 --series "$dir/series" && mem_json_ok &
         { why="its series has no header line"; false; }; }
 result $? "obm-mem-churn prints its JSON and writes its series, served by obm"
 
+run obm-mem-skewed --quick && mem_json_ok &&
+    why=$("$PYTHON3" -c 'import json, sys
+r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+if not 0.74 <= r["small_share"] <= 0.76 or r["objects"] != 100000:
+    sys.exit("not the skewed shape: %r of the requests <= 16 B, %r live" %
+             (r["small_share"], r["objects"]))' "$dir/out" 2>&1)
+result $? "obm-mem-skewed --quick prints its JSON (75% of requests <= 16 B), served by obm"
+
 run obm-pairs 1000 64 live
 result $? "obm-pairs runs, served by obm"
 
 if [ "$have_benchmark" = "#" ]; then
-    i=$((i + 1))
-    echo "ok $i # SKIP obm-speed: configure found no google-benchmark (libbenchmark-dev)"
+    for t in "obm-speed" "obm-speed's public shapes"; do
+        i=$((i + 1))
+        echo "ok $i # SKIP $t: configure found no google-benchmark (libbenchmark-dev)"
+    done
 else
     run obm-speed --benchmark_filter='BM_pair_live/64$' --benchmark_min_time=0.01 \
         --benchmark_format=json &&
@@ -107,6 +117,24 @@ b = json.load(open(sys.argv[1]))["benchmarks"]
 if not b or not b[0]["items_per_second"] > 0:
     sys.exit("no benchmark with items/s in its JSON")' "$dir/out" 2>&1)
     result $? "obm-speed runs a benchmark and reports items/s, served by obm"
+
+    # The rows that check their own blocks: an error of theirs is in the JSON.
+    shapes='BM_bignum BM_simple_fifo/32/400 BM_simple_lifo/32/400
+        BM_churn_linear/real_time/threads:2 BM_churn_invsq/real_time/threads:2
+        BM_handoff/2/iterations:5/manual_time BM_mpmc/iterations:5/manual_time'
+    run obm-speed --benchmark_filter='^(BM_bignum|BM_simple_(fifo|lifo)/32/400|BM_churn_(linear|invsq)/real_time/threads:2|BM_handoff/2/.*|BM_mpmc/.*)$' \
+        --benchmark_min_time=0.01 --benchmark_format=json &&
+        why=$("$PYTHON3" -c 'import json, sys
+b = {r["name"]: r for r in json.load(open(sys.argv[1]))["benchmarks"]}
+for name in sys.argv[2].split():
+    r = b.get(name)
+    if r is None:
+        sys.exit(name + " did not run")
+    if r.get("error_occurred"):
+        sys.exit(name + ": " + r["error_message"])
+    if not r["items_per_second"] > 0:
+        sys.exit(name + " reports no items/s")' "$dir/out" "$shapes" 2>&1)
+    result $? "obm-speed's rows that check their blocks (bignum, simple-bench, wide churn, handoff, mpmc) pass, served by obm"
 fi
 
 why=$("$PYTHON3" -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' \
