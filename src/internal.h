@@ -62,7 +62,7 @@ OBMI_COLD OBMI_NORETURN void obmi_assert_fail(const char *expr, const char *file
 /* ---- size classes ---- */
 
 typedef struct obmi_class_info {
-    uint32_t recip;   /* floor(2^32 / size) + 1: offset / size as a multiply */
+    uint64_t divc;    /* ceil(2^64 / size): rel * divc mod 2^64 < divc iff size divides rel */
     uint16_t size;    /* block size in bytes */
     uint16_t nblocks; /* blocks per pool */
 } obmi_class_info;
@@ -96,6 +96,12 @@ static inline obmi_arena *obmi_arena_map_lookup(const void *p)
         return NULL;
     uintptr_t i = (a >> OBMI_ARENA_SHIFT) & ((1u << OBMI_MAP_LEAF_BITS) - 1);
     return __atomic_load_n(&leaf[i], __ATOMIC_RELAXED);
+}
+
+/* The arena object of a pool (pool headers do not keep it). */
+static inline obmi_arena *obmi_pool_arena(const void *pool)
+{
+    return obmi_arena_map_lookup(pool);
 }
 
 int obmi_arena_map_set(uintptr_t base, obmi_arena *arena); /* -1 + ENOMEM on failure */
@@ -149,14 +155,22 @@ static inline bool obmi_pool_is_block_start_of(const obmi_pool *pool, const void
      * allocated there, so one test covers the state as well. */
     if (OBMI_UNLIKELY(rel >= __atomic_load_n(&pool->carved, __ATOMIC_RELAXED)))
         return false; /* in the header (rel wrapped) or past the carved blocks */
-    uint32_t q = (uint32_t)(((uint64_t)rel * ci->recip) >> 32);
-    return q * ci->size == rel;
+    return (uint64_t)rel * ci->divc <
+           ci->divc; /* Lemire's divisibility test, exact for 32-bit rel */
 }
 
-/* The same, for the pool's own class. */
+/* The same, for p in pool's page and the pool's own class, with the
+ * divisor constant its header keeps (a copy of its class's, so the check
+ * reads one cache line). An address in the header wraps to the page's
+ * last 64 bytes, past every carved block. */
 static inline bool obmi_pool_is_block_start(const obmi_pool *pool, const void *p)
 {
-    return obmi_pool_is_block_start_of(pool, p, &obmi_classes[pool->szidx & (OBMI_NCLASSES - 1)]);
+    OBMI_ASSERT(obmi_pool_of(p) == pool);
+    uint32_t rel = (uint32_t)((uintptr_t)p - OBMI_POOL_HEADER) & (OBMI_POOL_SIZE - 1);
+    if (OBMI_UNLIKELY(rel >= __atomic_load_n(&pool->carved, __ATOMIC_RELAXED)))
+        return false;
+    uint64_t divc = __atomic_load_n(&pool->divc, __ATOMIC_RELAXED);
+    return (uint64_t)rel * divc < divc;
 }
 
 /* ---- hardening.c: encoded links, the freed key, error reports ---- */
@@ -516,7 +530,7 @@ const obmi_option_info *obmi_options_describe(size_t i);
 bool obmi_option_parse(const char *name, const char *value, obmi_option_id *id, long *v);
 void obmi_option_store(obmi_option_id id, long v); /* under the manager lock */
 
-/* ---- api.c: the public functions, hidden aliases for override.c ---- */
+/* ---- api.c: the public functions (override.h names them for the drop-in) ---- */
 
 void *obmi_malloc(size_t size);
 void *obmi_calloc(size_t count, size_t size);

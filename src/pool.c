@@ -5,7 +5,7 @@
 
 #define CLASS(k)                                                                                   \
     {                                                                                              \
-        .size = 16u * (k), .recip = (uint32_t)(UINT64_C(0x100000000) / (16u * (k))) + 1,           \
+        .size = 16u * (k), .divc = UINT64_MAX / (16u * (k)) + 1,                                   \
         .nblocks = (OBMI_POOL_SIZE - OBMI_POOL_HEADER) / (16u * (k))                               \
     }
 
@@ -24,6 +24,7 @@ void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap)
     pool->freeblock = NULL;
     pool->ref_count = 0;
     pool->szidx = (uint8_t)c;
+    __atomic_store_n(&pool->divc, obmi_classes[c].divc, __ATOMIC_RELAXED);
     obmi_pool_set_state(pool, OBMI_POOL_USED);
     obmi_pool_set_carved(pool, 0);
     pool->nextpool = NULL;

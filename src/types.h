@@ -21,7 +21,7 @@
  *    15  state          OBMI_POOL_* below
  *    16  nextpool       ring or free-list link
  *    24  prevpool       ring link
- *    32  arena          the arena object this pool belongs to
+ *    32  divc           its class's divisor constant (the block-start check)
  *    40  heap           the heap that owns the pool while it is in service
  *    48  remote         remote-free list head | OBMI_REMOTE_* flags (atomic)
  *    56  nextqueued     link on the owner's pending list
@@ -110,7 +110,7 @@
  *
  *   A free block's first word is its link XORed with a per-process secret,
  *   its second a per-process key (0 once handed out). free checks the
- *   pointer is a carved block start (the reciprocal multiply), then, if the
+ *   pointer is a carved block start (a multiply by the header's divisor constant), then, if the
  *   block carries the key, looks for it on its pool's lists before calling
  *   it a double free. malloc's fast path checks the list head lies in its
  *   pool, past the header, 16-aligned (one subtract, rotate, compare, which
@@ -198,7 +198,7 @@ struct obmi_pool {
     uint8_t state;            /* enum obmi_pool_state */
     obmi_pool *nextpool;      /* ring link (USED) or arena free list/heap cache (EMPTY) */
     obmi_pool *prevpool;      /* ring link (USED) */
-    obmi_arena *arena;        /* owning arena */
+    uint64_t divc;            /* obmi_classes[szidx].divc: the block-start check's constant */
     obmi_heap *heap;          /* owning heap while USED or FULL */
     _Atomic uintptr_t remote; /* remote-free list | OBMI_REMOTE_* */
     obmi_pool *nextqueued;    /* pending-list link, written by whoever set QUEUED */
