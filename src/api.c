@@ -84,7 +84,7 @@ static OBMI_ALWAYS_INLINE void small_free_block(obmi_pool *pool, void *p, const 
         return;
     obmi_track_free(p, obmi_classes[pool->szidx].size);
     obmi_heap *heap = obmi_tls_heap;
-    if (OBMI_LIKELY(pool->heap == heap))
+    if (OBMI_LIKELY(obmi_pool_heap(pool) == heap))
         obmi_heap_free_small(heap, pool, p);
     else
         obmi_pool_free_remote(pool, p);
@@ -170,15 +170,13 @@ static OBMI_NOINLINE void free_other(void *p)
 }
 
 /* The ownership test first: a pointer whose page header names the calling
- * thread's heap is in one of its pools, since a page that is not a pool
- * holds a heap's address only if the program put it there, and no program
- * is given one. So the common free needs no arena-map lookup. A pointer
- * below 4096 (NULL) has no page to read. */
+ * thread's heap is in one of its pools (obmi_pool_heap says why). So the common free needs no
+ * arena-map lookup. A pointer below 4096 (NULL) has no page to read. */
 void obmi_free(void *p)
 {
     obmi_pool *pool = obmi_pool_of(p);
     if (obmi_track_probe_pages && OBMI_LIKELY(pool != NULL) &&
-        OBMI_LIKELY(pool->heap == obmi_tls_heap))
+        OBMI_LIKELY(obmi_pool_heap(pool) == obmi_tls_heap))
         small_free_in(pool, p, "free");
     else
         free_other(p);

@@ -16,7 +16,7 @@
  *   push      b->next = list; remote = b | flags
  *             and, if NOTIFY is set and QUEUED is not, | QUEUED as well.
  *   queue     only the freer whose CAS set QUEUED: pool->nextqueued = head
- *             of pool->heap->pending, CAS pending = pool; then, if the heap
+ *             of obmi_pool_heap(pool)->pending, CAS pending = pool; then, if the heap
  *             is abandoned, collect it (thread.c).
  *
  * The owner, with plain stores everywhere else:
@@ -93,7 +93,7 @@ static inline obmi_block *remote_list(uintptr_t remote)
 void obmi_pool_free_remote(obmi_pool *pool, void *p)
 {
     obmi_block *b = (obmi_block *)p;
-    obmi_heap *heap = pool->heap; /* stable: p is live, so the pool stays in service */
+    obmi_heap *heap = obmi_pool_heap(pool); /* stable: p is live, so the pool stays in service */
     uintptr_t old = atomic_load_explicit(&pool->remote, memory_order_relaxed);
     uintptr_t new;
     do {
@@ -189,7 +189,7 @@ static void pool_full_to_used(obmi_heap *heap, obmi_pool *pool);
 
 bool obmi_pool_holds_free(obmi_heap *heap, obmi_pool *pool, const void *p)
 {
-    if (pool->heap != heap)
+    if (obmi_pool_heap(pool) != heap)
         return foreign_pool_holds(pool, p);
     /* The owner takes in the remote frees first, then its list is exact. */
     if (pool_collect(heap, pool, 0) != 0 && obmi_pool_state(pool) == OBMI_POOL_FULL)
@@ -478,7 +478,7 @@ bool obmi_heap_check(const obmi_heap *heap)
         if (head == NULL || head->prevpool != NULL)
             return false;
         for (const obmi_pool *p = head; p != NULL; p = p->nextpool) {
-            if (p->state != OBMI_POOL_USED || p->szidx != c || p->heap != heap)
+            if (p->state != OBMI_POOL_USED || p->szidx != c || obmi_pool_heap(p) != heap)
                 return false;
             if (p->nextpool != NULL && p->nextpool->prevpool != p)
                 return false;

@@ -114,6 +114,21 @@ static inline obmi_pool *obmi_pool_of(const void *p)
     return (obmi_pool *)((uintptr_t)p & ~(uintptr_t)(OBMI_POOL_SIZE - 1));
 }
 
+/* The heap that owns a pool in service, NULL otherwise. Kept XORed with the
+ * pool's own address: free compares the header of any pointer's page with
+ * the caller's heap before it knows the page is a pool (api.c), and a page
+ * that is not a pool holds that value only if the program computed it,
+ * where a plain heap address could be one obm spilled onto a stack. */
+static inline obmi_heap *obmi_pool_heap(const obmi_pool *pool)
+{
+    return (obmi_heap *)(pool->heap_tag ^ (uintptr_t)pool);
+}
+
+static inline void obmi_pool_set_heap(obmi_pool *pool, const obmi_heap *heap)
+{
+    pool->heap_tag = (uintptr_t)heap ^ (uintptr_t)pool;
+}
+
 /* state and carved are read by threads that free into a pool they do
  * not own (the block-start check): relaxed atomics, plain moves on x86. */
 static inline unsigned obmi_pool_state(const obmi_pool *pool)

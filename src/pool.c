@@ -29,7 +29,7 @@ void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap)
     obmi_pool_set_carved(pool, 0);
     pool->nextpool = NULL;
     pool->prevpool = NULL;
-    pool->heap = heap;
+    obmi_pool_set_heap(pool, heap);
     atomic_store_explicit(&pool->remote, 0, memory_order_relaxed);
     pool->nextqueued = NULL;
     obmi_track_noaccess((char *)pool + OBMI_POOL_HEADER, OBMI_POOL_SIZE - OBMI_POOL_HEADER);
@@ -42,7 +42,7 @@ void obmi_pool_set_empty(obmi_pool *pool)
 {
     obmi_pool_set_state(pool, OBMI_POOL_EMPTY);
     obmi_pool_set_carved(pool, 0);
-    pool->heap = NULL;
+    obmi_pool_set_heap(pool, NULL);
     pool->ref_count = 0;
     atomic_store_explicit(&pool->remote, 0, memory_order_relaxed);
 }

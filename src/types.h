@@ -22,7 +22,7 @@
  *    16  nextpool       ring or free-list link
  *    24  prevpool       ring link
  *    32  divc           its class's divisor constant (the block-start check)
- *    40  heap           the heap that owns the pool while it is in service
+ *    40  heap_tag       the owning heap's address XOR the pool's (obmi_pool_heap)
  *    48  remote         remote-free list head | OBMI_REMOTE_* flags (atomic)
  *    56  nextqueued     link on the owner's pending list
  *
@@ -199,7 +199,7 @@ struct obmi_pool {
     obmi_pool *nextpool;      /* ring link (USED) or arena free list/heap cache (EMPTY) */
     obmi_pool *prevpool;      /* ring link (USED) */
     uint64_t divc;            /* obmi_classes[szidx].divc: the block-start check's constant */
-    obmi_heap *heap;          /* owning heap while USED or FULL */
+    uintptr_t heap_tag;       /* owning heap (NULL unless USED or FULL) ^ the pool's address */
     _Atomic uintptr_t remote; /* remote-free list | OBMI_REMOTE_* */
     obmi_pool *nextqueued;    /* pending-list link, written by whoever set QUEUED */
 };
