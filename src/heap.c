@@ -341,7 +341,7 @@ static void pool_emptied(obmi_heap *heap, obmi_pool *pool)
 {
     /* Retire: the only pool of its class stays, so a loop of one malloc and
      * one free does not take and return a pool every time. */
-    if (!heap->abandoned && obmi_heap_sole_pool(heap, pool))
+    if (!heap->abandoned && obmi_heap_sole_pool(heap, pool, pool->szidx))
         return;
     if (pool_queued(pool))
         return; /* the drain settles it (the invariant above) */
@@ -436,8 +436,8 @@ void obmi_heap_release_retired(obmi_heap *heap)
 {
     for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
         obmi_pool *pool = heap->usedpools[c];
-        if (pool != &obmi_pool_empty && pool->ref_count == 0 && obmi_heap_sole_pool(heap, pool) &&
-            !pool_queued(pool))
+        if (pool != &obmi_pool_empty && pool->ref_count == 0 &&
+            obmi_heap_sole_pool(heap, pool, pool->szidx) && !pool_queued(pool))
             pool_used_to_empty(heap, pool);
     }
 }

@@ -375,10 +375,11 @@ static inline void *obmi_heap_malloc_small(obmi_heap *heap, unsigned c)
     return b;
 }
 
-/* pool is the only pool on its ring: when empty it is retired in place. */
-static inline bool obmi_heap_sole_pool(const obmi_heap *heap, const obmi_pool *pool)
+/* pool, of class c, is the only pool on its ring: when empty it is retired
+ * in place. */
+static inline bool obmi_heap_sole_pool(const obmi_heap *heap, const obmi_pool *pool, size_t c)
 {
-    return heap->usedpools[pool->szidx] == pool && pool->nextpool == NULL;
+    return heap->usedpools[c] == pool && pool->nextpool == NULL;
 }
 
 /* Fast path, the owner's free: push p on its pool's free list. The slow
@@ -386,7 +387,7 @@ static inline bool obmi_heap_sole_pool(const obmi_heap *heap, const obmi_pool *p
  * has become empty. */
 static inline void obmi_heap_free_small(obmi_heap *heap, obmi_pool *pool, void *p)
 {
-    unsigned c = pool->szidx;
+    size_t c = pool->szidx; /* read once: the stores below may alias it */
     obmi_block *b = (obmi_block *)p;
     obmi_block *head = pool->freeblock;
     obmi_block_set_free(b, head);
@@ -395,7 +396,7 @@ static inline void obmi_heap_free_small(obmi_heap *heap, obmi_pool *pool, void *
     if (OBMI_UNLIKELY(--pool->ref_count == 0 || head == NULL)) {
         /* The common empty case, the retired pool (see heap.c), stays put
          * without a call: a malloc/free loop on one block lands here. */
-        if (head != NULL && obmi_heap_sole_pool(heap, pool))
+        if (head != NULL && obmi_heap_sole_pool(heap, pool, c))
             return;
         obmi_heap_free_slow(heap, pool);
     }
