@@ -273,7 +273,17 @@ struct obmi_heap_counts {
     size_t remote_frees[OBMI_NCLASSES]; /* collected remote frees */
     size_t pools_taken;                 /* from the cache or the arenas, ever */
     size_t pools_returned;              /* to the cache or the arenas, ever */
-    size_t adoptions;                   /* times a new thread adopted this heap */
+    /* The slow paths, each kind counted where it happens (heap.c). */
+    size_t slow_mallocs;      /* obmi_heap_malloc_slow calls */
+    size_t slow_frees;        /* obmi_heap_free_slow calls */
+    size_t carves;            /* never-used blocks carved into a free list */
+    size_t remote_collects;   /* remote lists taken in (non-empty) */
+    size_t used_to_full;      /* pools retired FULL (malloc goes on to the next pool) */
+    size_t full_to_used;      /* FULL pools back on their ring */
+    size_t emptied;           /* pools left with nothing in use */
+    size_t pools_from_arenas; /* of pools_taken: under the manager lock */
+    size_t pools_to_arenas;   /* of pools_returned, and cached pools flushed: likewise */
+    size_t adoptions;         /* times a new thread adopted this heap */
     size_t large[2];       /* blocks taken from [0] and given back to [1] the backing allocator */
     size_t large_bytes[2]; /* their usable sizes */
 };
