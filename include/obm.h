@@ -114,7 +114,7 @@ int obm_counters_get(obm_counters_t *out);
  * the five bytes_* of the ledger add up to bytes_mapped. README.md,
  * "Statistics", documents every field. */
 
-#define OBM_STATS_VERSION 3
+#define OBM_STATS_VERSION 4
 
 typedef struct obm_class_stats {
     size_t block_size;    /* bytes per block */
@@ -148,6 +148,14 @@ typedef struct obm_stats {
     size_t large_allocs_total; /* requests routed to the backing allocator, ever */
     size_t heaps_live, heaps_abandoned, heaps_created, heaps_adopted;
     size_t pools_taken_total, pools_returned_total; /* pool moves between heaps and arenas */
+    /* the slow paths, per kind (README.md, "Statistics") */
+    size_t slow_mallocs_total, slow_frees_total; /* calls that left the fast path */
+    size_t carves_total;                         /* never-used blocks carved into a free list */
+    size_t remote_collects_total;                /* remote-free lists taken in by the owner */
+    size_t pools_used_to_full_total;             /* pools found full: malloc went on to the next */
+    size_t pools_full_to_used_total;             /* full pools that got a block back */
+    size_t pools_emptied_total;                  /* pools a slow path found with nothing in use */
+    size_t pools_from_arenas_total, pools_to_arenas_total; /* of the pool moves: via the arenas */
     size_t errors_invalid_pointer;  /* free/realloc/usable size of no block start, ever */
     size_t errors_double_free;      /* of a block already free, ever */
     size_t errors_corrupted_list;   /* free-list links found overwritten, ever */

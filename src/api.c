@@ -2,8 +2,9 @@
  * between obm's pools (1..512 bytes, alignment <= 16) and the backing
  * allocator (everything else). Semantics follow glibc; README.md lists them.
  *
- * Each function is defined once under its internal name (obmi_*), which
- * override.c maps the drop-in symbols onto, and exported as obm_* by alias.
+ * Each function is defined once under its internal name (obmi_*) and
+ * exported as obm_* by alias; in the drop-in (OBM_DROPIN) also as malloc,
+ * free, ... (override.h).
  */
 #include <errno.h>
 #include <string.h>
@@ -83,7 +84,7 @@ static OBMI_ALWAYS_INLINE void small_free_block(obmi_pool *pool, void *p, const 
         return;
     obmi_track_free(p, obmi_classes[pool->szidx].size);
     obmi_heap *heap = obmi_tls_heap;
-    if (OBMI_LIKELY(pool->heap == heap))
+    if (OBMI_LIKELY(obmi_pool_heap(pool) == heap))
         obmi_heap_free_small(heap, pool, p);
     else
         obmi_pool_free_remote(pool, p);
@@ -99,9 +100,8 @@ static OBMI_NOINLINE void small_free_keyed(obmi_pool *pool, void *p, const char 
 }
 
 /* The error paths are tail calls: the fast path then needs no stack frame. */
-static OBMI_ALWAYS_INLINE void small_free(void *p, const char *func)
+static OBMI_ALWAYS_INLINE void small_free_in(obmi_pool *pool, void *p, const char *func)
 {
-    obmi_pool *pool = obmi_pool_of(p);
     if (OBMI_UNLIKELY(!obmi_pool_is_block_start(pool, p))) {
         bad_pointer(p, func);
         return;
@@ -111,6 +111,12 @@ static OBMI_ALWAYS_INLINE void small_free(void *p, const char *func)
         return;
     }
     small_free_block(pool, p, func);
+}
+
+/* p lies in an obm arena. */
+static OBMI_ALWAYS_INLINE void small_free(void *p, const char *func)
+{
+    small_free_in(obmi_pool_of(p), p, func);
 }
 
 /* The usable size of a live block; 0 after a report. */
@@ -152,12 +158,28 @@ void *obmi_malloc(size_t size)
     return obmi_large_malloc(size);
 }
 
-void obmi_free(void *p)
+/* Any pointer but a block of a pool the calling thread owns: NULL, another
+ * thread's block, the backing allocator's (out of line: the fast path then
+ * saves no registers for them). */
+static OBMI_NOINLINE void free_other(void *p)
 {
-    if (OBMI_LIKELY(obmi_arena_map_lookup(p) != NULL))
+    if (obmi_arena_map_lookup(p) != NULL)
         small_free(p, "free");
     else if (p != NULL)
-        obmi_large_free(p); /* out of line: the small path saves no registers for it */
+        obmi_large_free(p);
+}
+
+/* The ownership test first: a pointer whose page header names the calling
+ * thread's heap is in one of its pools (obmi_pool_heap says why). So the common free needs no
+ * arena-map lookup. A pointer below 4096 (NULL) has no page to read. */
+void obmi_free(void *p)
+{
+    obmi_pool *pool = obmi_pool_of(p);
+    if (obmi_track_probe_pages && OBMI_LIKELY(pool != NULL) &&
+        OBMI_LIKELY(obmi_pool_heap(pool) == obmi_tls_heap))
+        small_free_in(pool, p, "free");
+    else
+        free_other(p);
 }
 
 /* Blocks are 16-byte aligned and a whole number of 16 bytes: plain vector
@@ -381,3 +403,7 @@ EXPORT_AS(obmi_posix_memalign, obm_posix_memalign);
 EXPORT_AS(obmi_aligned_alloc, obm_aligned_alloc);
 EXPORT_AS(obmi_memalign, obm_memalign);
 EXPORT_AS(obmi_usable_size, obm_usable_size);
+
+#ifdef OBM_DROPIN
+#include "override.h"
+#endif

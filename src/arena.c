@@ -161,8 +161,7 @@ static obmi_pool *arena_take_free(obmi_arenas *arenas, obmi_arena *ao)
         i = ao->nfresh++;
     }
     obmi_pool *pool = (obmi_pool *)(ao->base + (uintptr_t)i * OBMI_POOL_SIZE);
-    pool->arena = ao; /* a purged or untouched header reads as zero, or stale */
-    return pool;
+    return pool; /* a purged or untouched header reads as zero, or stale */
 }
 
 obmi_pool *obmi_arenas_take_pool(obmi_arenas *arenas)
@@ -198,7 +197,7 @@ obmi_pool *obmi_arenas_take_pool(obmi_arenas *arenas)
 
 void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool)
 {
-    obmi_arena *ao = pool->arena;
+    obmi_arena *ao = obmi_pool_arena(pool);
     uint32_t nf = ao->nfreepools;
     obmi_pool_set_empty(pool);
     if (ao->dirty == 0)
@@ -294,7 +293,7 @@ bool obmi_arena_check(const obmi_arena *ao)
         if ((ao->purged >> i) & 1)
             continue; /* not resident: its header is not read */
         const obmi_pool *p = (const obmi_pool *)(ao->base + (uintptr_t)i * OBMI_POOL_SIZE);
-        if (p->arena != ao || p->state == OBMI_POOL_UNUSED || !obmi_pool_check(p))
+        if (p->state == OBMI_POOL_UNUSED || !obmi_pool_check(p))
             return false;
         if (((ao->dirty >> i) & 1) && p->state != OBMI_POOL_EMPTY)
             return false;

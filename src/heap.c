@@ -16,7 +16,7 @@
  *   push      b->next = list; remote = b | flags
  *             and, if NOTIFY is set and QUEUED is not, | QUEUED as well.
  *   queue     only the freer whose CAS set QUEUED: pool->nextqueued = head
- *             of pool->heap->pending, CAS pending = pool; then, if the heap
+ *             of obmi_pool_heap(pool)->pending, CAS pending = pool; then, if the heap
  *             is abandoned, collect it (thread.c).
  *
  * The owner, with plain stores everywhere else:
@@ -93,7 +93,7 @@ static inline obmi_block *remote_list(uintptr_t remote)
 void obmi_pool_free_remote(obmi_pool *pool, void *p)
 {
     obmi_block *b = (obmi_block *)p;
-    obmi_heap *heap = pool->heap; /* stable: p is live, so the pool stays in service */
+    obmi_heap *heap = obmi_pool_heap(pool); /* stable: p is live, so the pool stays in service */
     uintptr_t old = atomic_load_explicit(&pool->remote, memory_order_relaxed);
     uintptr_t new;
     do {
@@ -142,6 +142,7 @@ static uint32_t pool_collect(obmi_heap *heap, obmi_pool *pool, uintptr_t clear)
     obmi_block_set_next(tail, pool->freeblock);
     pool->freeblock = list;
     pool->ref_count -= n;
+    heap->counts.remote_collects++;
     heap->counts.frees[pool->szidx] += n;
     heap->counts.remote_frees[pool->szidx] += n;
     return n;
@@ -189,7 +190,7 @@ static void pool_full_to_used(obmi_heap *heap, obmi_pool *pool);
 
 bool obmi_pool_holds_free(obmi_heap *heap, obmi_pool *pool, const void *p)
 {
-    if (pool->heap != heap)
+    if (obmi_pool_heap(pool) != heap)
         return foreign_pool_holds(pool, p);
     /* The owner takes in the remote frees first, then its list is exact. */
     if (pool_collect(heap, pool, 0) != 0 && obmi_pool_state(pool) == OBMI_POOL_FULL)
@@ -211,6 +212,7 @@ static obmi_pool *heap_take_pool(obmi_heap *heap)
     pool = obmi_arenas_take_pool(heap->arenas);
     obmi_arenas_decay(heap->arenas);
     obmi_arenas_unlock(heap->arenas);
+    heap->counts.pools_from_arenas += pool != NULL;
     return pool;
 }
 
@@ -241,11 +243,13 @@ static void heap_give_back_pool(obmi_heap *heap, obmi_pool *pool)
     }
     obmi_arenas_lock(heap->arenas);
     obmi_arenas_return_pool(heap->arenas, pool);
+    heap->counts.pools_to_arenas++;
     if (heap->ncached > limit) { /* shrink the cache by one as well */
         obmi_pool *extra = heap->cache;
         heap->cache = extra->nextpool;
         heap->ncached--;
         obmi_arenas_return_pool(heap->arenas, extra);
+        heap->counts.pools_to_arenas++;
     }
     obmi_arenas_decay(heap->arenas);
     obmi_arenas_unlock(heap->arenas);
@@ -260,6 +264,7 @@ void obmi_heap_flush_cache(obmi_heap *heap)
         obmi_pool *pool = heap->cache;
         heap->cache = pool->nextpool;
         obmi_arenas_return_pool(heap->arenas, pool);
+        heap->counts.pools_to_arenas++;
     }
     obmi_arenas_decay(heap->arenas);
     obmi_arenas_unlock(heap->arenas);
@@ -307,6 +312,7 @@ static void pool_full_to_used(obmi_heap *heap, obmi_pool *pool);
 
 static void pool_used_to_full(obmi_heap *heap, obmi_pool *pool)
 {
+    heap->counts.used_to_full++;
     ring_remove(heap, pool);
     obmi_pool_set_state(pool, OBMI_POOL_FULL);
     uintptr_t old = atomic_load_explicit(&pool->remote, memory_order_relaxed);
@@ -323,6 +329,7 @@ static void pool_used_to_full(obmi_heap *heap, obmi_pool *pool)
  * exhausted, and only until the next malloc sees it). */
 static void pool_full_to_used(obmi_heap *heap, obmi_pool *pool)
 {
+    heap->counts.full_to_used++;
     obmi_pool *head = heap->usedpools[pool->szidx];
     if (head != &obmi_pool_empty && pool_exhausted(head))
         pool_used_to_full(heap, head);
@@ -339,9 +346,10 @@ static void pool_used_to_empty(obmi_heap *heap, obmi_pool *pool)
 /* A pool on its ring has nothing in use. */
 static void pool_emptied(obmi_heap *heap, obmi_pool *pool)
 {
+    heap->counts.emptied++;
     /* Retire: the only pool of its class stays, so a loop of one malloc and
      * one free does not take and return a pool every time. */
-    if (!heap->abandoned && obmi_heap_sole_pool(heap, pool))
+    if (!heap->abandoned && obmi_heap_sole_pool(heap, pool, pool->szidx))
         return;
     if (pool_queued(pool))
         return; /* the drain settles it (the invariant above) */
@@ -386,6 +394,7 @@ void *obmi_heap_malloc_slow(obmi_heap *heap, unsigned c)
 {
     if (OBMI_UNLIKELY(heap == &obmi_heap_empty))
         return obmi_thread_malloc_first(c);
+    heap->counts.slow_mallocs++;
     obmi_heap_collect(heap);
     obmi_pool *pool = heap->usedpools[c];
     bool moved = false; /* took a pool, under the lock, where the decay is checked */
@@ -396,9 +405,12 @@ void *obmi_heap_malloc_slow(obmi_heap *heap, unsigned c)
                 return NULL;
             moved = true;
         }
-        if (pool->freeblock != NULL || pool_collect(heap, pool, 0) != 0 ||
-            obmi_pool_carve(pool) != NULL)
+        if (pool->freeblock != NULL || pool_collect(heap, pool, 0) != 0)
             break;
+        if (obmi_pool_carve(pool) != NULL) {
+            heap->counts.carves++;
+            break;
+        }
         pool_used_to_full(heap, pool);
         pool = heap->usedpools[c];
     }
@@ -423,6 +435,7 @@ void *obmi_heap_malloc_slow(obmi_heap *heap, unsigned c)
  * the pool with no block in use. */
 void obmi_heap_free_slow(obmi_heap *heap, obmi_pool *pool)
 {
+    heap->counts.slow_frees++;
     if (obmi_pool_state(pool) == OBMI_POOL_FULL)
         pool_full_to_used(heap, pool);
     if (pool->ref_count == 0) {
@@ -436,8 +449,8 @@ void obmi_heap_release_retired(obmi_heap *heap)
 {
     for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
         obmi_pool *pool = heap->usedpools[c];
-        if (pool != &obmi_pool_empty && pool->ref_count == 0 && obmi_heap_sole_pool(heap, pool) &&
-            !pool_queued(pool))
+        if (pool != &obmi_pool_empty && pool->ref_count == 0 &&
+            obmi_heap_sole_pool(heap, pool, pool->szidx) && !pool_queued(pool))
             pool_used_to_empty(heap, pool);
     }
 }
@@ -478,7 +491,7 @@ bool obmi_heap_check(const obmi_heap *heap)
         if (head == NULL || head->prevpool != NULL)
             return false;
         for (const obmi_pool *p = head; p != NULL; p = p->nextpool) {
-            if (p->state != OBMI_POOL_USED || p->szidx != c || p->heap != heap)
+            if (p->state != OBMI_POOL_USED || p->szidx != c || obmi_pool_heap(p) != heap)
                 return false;
             if (p->nextpool != NULL && p->nextpool->prevpool != p)
                 return false;

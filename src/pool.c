@@ -5,7 +5,7 @@
 
 #define CLASS(k)                                                                                   \
     {                                                                                              \
-        .size = 16u * (k), .recip = (uint32_t)(UINT64_C(0x100000000) / (16u * (k))) + 1,           \
+        .size = 16u * (k), .divc = UINT64_MAX / (16u * (k)) + 1,                                   \
         .nblocks = (OBMI_POOL_SIZE - OBMI_POOL_HEADER) / (16u * (k))                               \
     }
 
@@ -24,11 +24,12 @@ void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap)
     pool->freeblock = NULL;
     pool->ref_count = 0;
     pool->szidx = (uint8_t)c;
+    __atomic_store_n(&pool->divc, obmi_classes[c].divc, __ATOMIC_RELAXED);
     obmi_pool_set_state(pool, OBMI_POOL_USED);
     obmi_pool_set_carved(pool, 0);
     pool->nextpool = NULL;
     pool->prevpool = NULL;
-    pool->heap = heap;
+    obmi_pool_set_heap(pool, heap);
     atomic_store_explicit(&pool->remote, 0, memory_order_relaxed);
     pool->nextqueued = NULL;
     obmi_track_noaccess((char *)pool + OBMI_POOL_HEADER, OBMI_POOL_SIZE - OBMI_POOL_HEADER);
@@ -41,7 +42,7 @@ void obmi_pool_set_empty(obmi_pool *pool)
 {
     obmi_pool_set_state(pool, OBMI_POOL_EMPTY);
     obmi_pool_set_carved(pool, 0);
-    pool->heap = NULL;
+    obmi_pool_set_heap(pool, NULL);
     pool->ref_count = 0;
     atomic_store_explicit(&pool->remote, 0, memory_order_relaxed);
 }

@@ -199,6 +199,15 @@ static void stats_finish_locked(const obmi_arenas *arenas, obm_stats_t *s)
     s->heaps_adopted = k->adoptions;
     s->pools_taken_total = k->pools_taken;
     s->pools_returned_total = k->pools_returned;
+    s->slow_mallocs_total = k->slow_mallocs;
+    s->slow_frees_total = k->slow_frees;
+    s->carves_total = k->carves;
+    s->remote_collects_total = k->remote_collects;
+    s->pools_used_to_full_total = k->used_to_full;
+    s->pools_full_to_used_total = k->full_to_used;
+    s->pools_emptied_total = k->emptied;
+    s->pools_from_arenas_total = k->pools_from_arenas;
+    s->pools_to_arenas_total = k->pools_to_arenas;
     s->errors_invalid_pointer = obmi_error_count(OBMI_ERROR_INVALID_POINTER);
     s->errors_double_free = obmi_error_count(OBMI_ERROR_DOUBLE_FREE);
     s->errors_corrupted_list = obmi_error_count(OBMI_ERROR_CORRUPTED_LIST);
@@ -296,6 +305,23 @@ const obmi_stats_field obmi_stats_fields[] = {
     FIELD(heaps_adopted, COUNT, "abandoned heaps taken over by a new thread, ever"),
     FIELD(pools_taken_total, COUNT, "pools heaps took from arenas or their cache, ever"),
     FIELD(pools_returned_total, COUNT, "pools heaps gave back, ever"),
+    FIELD(slow_mallocs_total, COUNT,
+          "mallocs that left the fast path (the class's first pool had no free block), ever"),
+    FIELD(slow_frees_total, COUNT,
+          "owner's frees that left the fast path (the pool was full or became empty), ever"),
+    FIELD(carves_total, COUNT, "slow mallocs that carved never-used blocks (16 at most), ever"),
+    FIELD(remote_collects_total, COUNT,
+          "remote-free lists an owner took in (one per pool per take), ever"),
+    FIELD(pools_used_to_full_total, COUNT,
+          "pools found with every block handed out, taken off their class's list, ever"),
+    FIELD(pools_full_to_used_total, COUNT, "full pools put back on their list by a free, ever"),
+    FIELD(pools_emptied_total, COUNT,
+          "pools a slow path found with no block in use (then cached or given back, or kept "
+          "as their class's last; a last pool the fast path empties stays without a count), ever"),
+    FIELD(pools_from_arenas_total, COUNT,
+          "of `pools_taken_total`, pools taken from the arenas under the manager lock, ever"),
+    FIELD(pools_to_arenas_total, COUNT,
+          "pools given back to the arenas under the manager lock (cached ones included), ever"),
     FIELD(errors_invalid_pointer, COUNT,
           "`free`, `realloc` or `malloc_usable_size` of a pointer into an arena that is no "
           "block start, ever (counted when `OBM_ON_ERROR=report` lets the process go on)"),

@@ -156,6 +156,17 @@ static void print_text(obmi_out *o, const obm_stats_t *s)
     out_line(o, "# pools returned by heaps", s->pools_returned_total);
 
     obmi_out_str(o, "\n");
+    out_line(o, "# slow mallocs", s->slow_mallocs_total);
+    out_line(o, "# slow frees", s->slow_frees_total);
+    out_line(o, "# carves", s->carves_total);
+    out_line(o, "# remote lists taken in", s->remote_collects_total);
+    out_line(o, "# pools found full", s->pools_used_to_full_total);
+    out_line(o, "# full pools back in use", s->pools_full_to_used_total);
+    out_line(o, "# pools emptied", s->pools_emptied_total);
+    out_line(o, "# pools taken from arenas", s->pools_from_arenas_total);
+    out_line(o, "# pools given to arenas", s->pools_to_arenas_total);
+
+    obmi_out_str(o, "\n");
     out_line(o, "# large blocks (backing allocator)", s->large_allocs_current);
     out_line(o, "# bytes in large blocks", s->large_bytes_current);
     out_line(o, "# large requests total", s->large_allocs_total);

@@ -275,6 +275,15 @@ __attribute__((no_sanitize("thread"))) void obmi_heaps_sum_locked(obmi_heaps_sum
         }
         sum->pools_taken += k->pools_taken;
         sum->pools_returned += k->pools_returned;
+        sum->slow_mallocs += k->slow_mallocs;
+        sum->slow_frees += k->slow_frees;
+        sum->carves += k->carves;
+        sum->remote_collects += k->remote_collects;
+        sum->used_to_full += k->used_to_full;
+        sum->full_to_used += k->full_to_used;
+        sum->emptied += k->emptied;
+        sum->pools_from_arenas += k->pools_from_arenas;
+        sum->pools_to_arenas += k->pools_to_arenas;
         sum->adoptions += k->adoptions;
         for (int i = 0; i < 2; i++) {
             sum->large[i] += k->large[i];

@@ -22,6 +22,7 @@
 #ifndef OBM_TRACK_H
 #define OBM_TRACK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -187,6 +188,18 @@ static inline void obmi_track_unmap(void *p, size_t size)
 #define obmi_word_racy(w) obmi_word_peek(w)
 #else
 #define obmi_word_racy(w) (*(const volatile uintptr_t *)(w))
+#endif
+
+/* free reads the header of the page a pointer lies in before it knows the
+ * page is obm's (api.c): every page a valid pointer lies in is mapped, but
+ * it may hold another allocator's bytes, which a checker would report (a
+ * read of a redzone, a race with the program's own writes). Under a checker
+ * free asks the arena map first instead. */
+#if defined(OBMI_TRACK_ASAN) || defined(OBMI_TRACK_VALGRIND) || defined(__SANITIZE_THREAD__) ||    \
+    __has_feature(thread_sanitizer)
+static const bool obmi_track_probe_pages = false;
+#else
+static const bool obmi_track_probe_pages = true;
 #endif
 
 #endif /* OBM_TRACK_H */

@@ -21,8 +21,8 @@
  *    15  state          OBMI_POOL_* below
  *    16  nextpool       ring or free-list link
  *    24  prevpool       ring link
- *    32  arena          the arena object this pool belongs to
- *    40  heap           the heap that owns the pool while it is in service
+ *    32  divc           its class's divisor constant (the block-start check)
+ *    40  heap_tag       the owning heap's address XOR the pool's (obmi_pool_heap)
  *    48  remote         remote-free list head | OBMI_REMOTE_* flags (atomic)
  *    56  nextqueued     link on the owner's pending list
  *
@@ -110,7 +110,7 @@
  *
  *   A free block's first word is its link XORed with a per-process secret,
  *   its second a per-process key (0 once handed out). free checks the
- *   pointer is a carved block start (the reciprocal multiply), then, if the
+ *   pointer is a carved block start (a multiply by the header's divisor constant), then, if the
  *   block carries the key, looks for it on its pool's lists before calling
  *   it a double free. malloc's fast path checks the list head lies in its
  *   pool, past the header, 16-aligned (one subtract, rotate, compare, which
@@ -198,8 +198,8 @@ struct obmi_pool {
     uint8_t state;            /* enum obmi_pool_state */
     obmi_pool *nextpool;      /* ring link (USED) or arena free list/heap cache (EMPTY) */
     obmi_pool *prevpool;      /* ring link (USED) */
-    obmi_arena *arena;        /* owning arena */
-    obmi_heap *heap;          /* owning heap while USED or FULL */
+    uint64_t divc;            /* obmi_classes[szidx].divc: the block-start check's constant */
+    uintptr_t heap_tag;       /* owning heap (NULL unless USED or FULL) ^ the pool's address */
     _Atomic uintptr_t remote; /* remote-free list | OBMI_REMOTE_* */
     obmi_pool *nextqueued;    /* pending-list link, written by whoever set QUEUED */
 };
@@ -273,7 +273,17 @@ struct obmi_heap_counts {
     size_t remote_frees[OBMI_NCLASSES]; /* collected remote frees */
     size_t pools_taken;                 /* from the cache or the arenas, ever */
     size_t pools_returned;              /* to the cache or the arenas, ever */
-    size_t adoptions;                   /* times a new thread adopted this heap */
+    /* The slow paths, each kind counted where it happens (heap.c). */
+    size_t slow_mallocs;      /* obmi_heap_malloc_slow calls */
+    size_t slow_frees;        /* obmi_heap_free_slow calls */
+    size_t carves;            /* never-used blocks carved into a free list */
+    size_t remote_collects;   /* remote lists taken in (non-empty) */
+    size_t used_to_full;      /* pools retired FULL (malloc goes on to the next pool) */
+    size_t full_to_used;      /* FULL pools back on their ring */
+    size_t emptied;           /* pools left with nothing in use */
+    size_t pools_from_arenas; /* of pools_taken: under the manager lock */
+    size_t pools_to_arenas;   /* of pools_returned, and cached pools flushed: likewise */
+    size_t adoptions;         /* times a new thread adopted this heap */
     size_t large[2];       /* blocks taken from [0] and given back to [1] the backing allocator */
     size_t large_bytes[2]; /* their usable sizes */
 };

@@ -301,6 +301,15 @@ static bool stats_monotonic(const obm_stats_t *earlier, const obm_stats_t *later
     MONO(heaps_adopted);
     MONO(pools_taken_total);
     MONO(pools_returned_total);
+    MONO(slow_mallocs_total);
+    MONO(slow_frees_total);
+    MONO(carves_total);
+    MONO(remote_collects_total);
+    MONO(pools_used_to_full_total);
+    MONO(pools_full_to_used_total);
+    MONO(pools_emptied_total);
+    MONO(pools_from_arenas_total);
+    MONO(pools_to_arenas_total);
     MONO(errors_invalid_pointer);
     MONO(errors_double_free);
     MONO(errors_corrupted_list);
@@ -1708,6 +1717,15 @@ static const struct {
                   TOP(heaps_adopted),
                   TOP(pools_taken_total),
                   TOP(pools_returned_total),
+                  TOP(slow_mallocs_total),
+                  TOP(slow_frees_total),
+                  TOP(carves_total),
+                  TOP(remote_collects_total),
+                  TOP(pools_used_to_full_total),
+                  TOP(pools_full_to_used_total),
+                  TOP(pools_emptied_total),
+                  TOP(pools_from_arenas_total),
+                  TOP(pools_to_arenas_total),
                   TOP(errors_invalid_pointer),
                   TOP(errors_double_free),
                   TOP(errors_corrupted_list),

@@ -1,7 +1,8 @@
 # Unit tests: reach obm's internals through the core convenience library.
 if HAVE_CMOCKA
 UNIT_TESTS = tests/unit/test_size_class tests/unit/test_pool tests/unit/test_arena \
-	tests/unit/test_arena_map tests/unit/test_heap tests/unit/test_remote tests/unit/test_purge
+	tests/unit/test_arena_map tests/unit/test_heap tests/unit/test_remote tests/unit/test_purge \
+	tests/unit/test_free_owner tests/unit/test_slow_paths
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 INTERNAL_TESTS += $(UNIT_TESTS)
@@ -35,4 +36,12 @@ tests_unit_test_purge_SOURCES = tests/unit/test_purge.c tests/unit/unit.h tests/
 tests_unit_test_purge_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_purge_LDADD = $(UNIT_LDADD)
 tests_unit_test_purge_LDFLAGS = $(UNIT_LINKFLAGS)
+tests_unit_test_free_owner_SOURCES = tests/unit/test_free_owner.c tests/unit/unit.h tests/testutil.h
+tests_unit_test_free_owner_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_free_owner_LDADD = $(UNIT_LDADD)
+tests_unit_test_free_owner_LDFLAGS = $(UNIT_LINKFLAGS)
+tests_unit_test_slow_paths_SOURCES = tests/unit/test_slow_paths.c tests/unit/unit.h tests/testutil.h
+tests_unit_test_slow_paths_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_slow_paths_LDADD = $(UNIT_LDADD)
+tests_unit_test_slow_paths_LDFLAGS = $(UNIT_LINKFLAGS)
 endif

@@ -34,7 +34,7 @@ static void test_pools_fill_an_arena_first(void **state)
     assert_null(a.usable);                                            /* full arena */
     pools[OBMI_POOLS_PER_ARENA] = take(&a);
     assert_int_equal(a.narenas_current, 2);
-    assert_ptr_not_equal(pools[OBMI_POOLS_PER_ARENA]->arena, pools[0]->arena);
+    assert_ptr_not_equal(obmi_pool_arena(pools[OBMI_POOLS_PER_ARENA]), obmi_pool_arena(pools[0]));
     for (int i = 0; i <= OBMI_POOLS_PER_ARENA; i++)
         give(&a, pools[i]);
     /* Both arenas empty: one is released, one kept as the spare. */
@@ -61,7 +61,8 @@ static void test_fullest_first(void **state)
         for (int k = 2; k >= 0; k--)
             if (i < nfree[k])
                 give(&a, p[k][i]);
-    obmi_arena *ao[3] = {p[0][0]->arena, p[1][0]->arena, p[2][0]->arena};
+    obmi_arena *ao[3] = {obmi_pool_arena(p[0][0]), obmi_pool_arena(p[1][0]),
+                         obmi_pool_arena(p[2][0])};
     assert_ptr_equal(a.usable, ao[0]);
     assert_ptr_equal(ao[0]->nextarena, ao[1]);
     assert_ptr_equal(ao[1]->nextarena, ao[2]);
@@ -69,7 +70,7 @@ static void test_fullest_first(void **state)
     assert_ptr_equal(a.nfp2lasta[20], ao[1]);
     assert_ptr_equal(a.nfp2lasta[54], ao[2]);
     obmi_pool *q = take(&a);
-    assert_ptr_equal(q->arena, ao[0]);
+    assert_ptr_equal(obmi_pool_arena(q), ao[0]);
     assert_int_equal(ao[0]->nfreepools, 4);
 }
 
@@ -88,10 +89,10 @@ static void test_ties(void **state)
         for (int i = 0; i < 3; i++)
             give(&a, p[k][i]);
     give(&a, p[2][3]); /* arena 2 now has 4 free: it moves behind the group of 3 */
-    assert_int_equal(a.nfp2lasta[4], p[2][0]->arena);
+    assert_int_equal(a.nfp2lasta[4], obmi_pool_arena(p[2][0]));
     assert_ptr_equal(a.nfp2lasta[4]->nextarena, NULL);
     give(&a, p[0][3]); /* arena 0 joins the group of 4 at its front */
-    assert_ptr_equal(a.nfp2lasta[4], p[2][0]->arena);
+    assert_ptr_equal(a.nfp2lasta[4], obmi_pool_arena(p[2][0]));
     assert_int_equal(obmi_arenas_count_usable(&a), 4);
 }
 
@@ -157,7 +158,7 @@ static void test_reuse_before_fresh(void **state)
     obmi_pool *x = take(&a), *y = take(&a);
     give(&a, x);
     assert_ptr_equal(take(&a), x);
-    assert_int_equal(x->arena->nfresh, 2);
+    assert_int_equal(obmi_pool_arena(x)->nfresh, 2);
     (void)y;
 }
 

@@ -61,7 +61,7 @@ static void test_real_arena_registered(void **state)
     obmi_arena *ao = obmi_arena_map_lookup(p);
     assert_non_null(ao);
     assert_int_equal(ao->base, (uintptr_t)p & ~(uintptr_t)(OBMI_ARENA_SIZE - 1));
-    assert_ptr_equal(obmi_pool_of(p)->arena, ao);
+    assert_ptr_equal(obmi_pool_arena(obmi_pool_of(p)), ao);
     unit_free(&u, p);
     obmi_heap_release_retired(&u.heap); /* the arena is now the spare */
     assert_int_equal(u.arenas.narenas_current, 1);

@@ -195,8 +195,8 @@ static void test_two_heaps_share_arenas(void **state)
     void *p = obmi_heap_malloc_small(&h1, 3);
     void *q = obmi_heap_malloc_small(&h2, 3);
     assert_ptr_not_equal(obmi_pool_of(p), obmi_pool_of(q));
-    assert_ptr_equal(obmi_pool_of(p)->arena, obmi_pool_of(q)->arena);
-    assert_ptr_equal(obmi_pool_of(q)->heap, &h2);
+    assert_ptr_equal(obmi_pool_arena(obmi_pool_of(p)), obmi_pool_arena(obmi_pool_of(q)));
+    assert_ptr_equal(obmi_pool_heap(obmi_pool_of(q)), &h2);
     assert_true(obmi_heap_check(&h1) && obmi_heap_check(&h2) && obmi_arenas_check(&a));
     obmi_heap_free_small(&h1, obmi_pool_of(p), p);
     obmi_heap_free_small(&h2, obmi_pool_of(q), q);

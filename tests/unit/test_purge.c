@@ -47,7 +47,7 @@ static uint64_t bits(unsigned lo, unsigned hi)
 
 static unsigned index_in_arena(const obmi_pool *pool)
 {
-    return (unsigned)(((uintptr_t)pool - pool->arena->base) >> OBMI_POOL_SHIFT);
+    return (unsigned)(((uintptr_t)pool - obmi_pool_arena(pool)->base) >> OBMI_POOL_SHIFT);
 }
 
 static void check(const obmi_arenas *a)
@@ -62,9 +62,8 @@ static obmi_pool *take(obmi_arenas *a, unsigned c)
     obmi_pool *pool = obmi_arenas_take_pool(a);
     assert_non_null(pool);
     assert_int_equal((uintptr_t)pool & (OBMI_POOL_SIZE - 1), 0);
-    assert_true((uintptr_t)pool >= pool->arena->base &&
-                (uintptr_t)pool < pool->arena->base + OBMI_ARENA_SIZE);
-    assert_ptr_equal(obmi_arena_map_lookup(pool), pool->arena);
+    assert_true((uintptr_t)pool >= obmi_pool_arena(pool)->base &&
+                (uintptr_t)pool < obmi_pool_arena(pool)->base + OBMI_ARENA_SIZE);
     obmi_pool_init(pool, c, NULL);
     check(a);
     return pool;
@@ -75,7 +74,7 @@ static obmi_arena *take_n(obmi_arenas *a, obmi_pool **p, int n)
 {
     for (int i = 0; i < n; i++)
         p[i] = take(a, 0);
-    return p[0]->arena;
+    return obmi_pool_arena(p[0]);
 }
 
 static void give(obmi_arenas *a, obmi_pool *pool)
@@ -382,7 +381,7 @@ static void test_adjacent_pools_one_madvise(void **state)
     obmi_pool *q[OBMI_POOLS_PER_ARENA];
     for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++)
         q[i] = take(&b, 0);
-    ao = q[0]->arena;
+    ao = obmi_pool_arena(q[0]);
     for (int i = 63; i >= 40; i--)
         give(&b, q[i]);
     obmi_arenas_decay(&b);
@@ -418,7 +417,7 @@ static void test_purged_page_not_resident(void **state)
         fill_body(p[i]);
         assert_true(resident(p[i]));
     }
-    obmi_arena *ao = p[0]->arena;
+    obmi_arena *ao = obmi_pool_arena(p[0]);
     give(&a, p[1]);
     give(&a, p[2]);
     decay_at(&a, 1000);
@@ -460,7 +459,7 @@ static void test_take_order(void **state)
         p[i] = take(&a, 31);
         fill_body(p[i]);
     }
-    obmi_arena *ao = p[0]->arena;
+    obmi_arena *ao = obmi_pool_arena(p[0]);
     give(&a, p[5]);
     give(&a, p[2]);
     obmi_arenas_decay(&a);
@@ -477,7 +476,7 @@ static void test_take_order(void **state)
     for (int k = 0; k < 5; k++) {
         obmi_pool *q = obmi_arenas_take_pool(&a);
         assert_ptr_equal(q, (char *)p[0] + (size_t)expect[k] * OBMI_POOL_SIZE);
-        assert_ptr_equal(q->arena, ao);
+        assert_ptr_equal(obmi_pool_arena(q), ao);
         expect_masks(ao, dirty_after[k], 0, purged_after[k]);
         assert_int_equal(a.pools_purged, __builtin_popcountll(purged_after[k]));
         assert_int_equal(ao->nfresh, k < 4 ? 10 : 11);
@@ -486,10 +485,8 @@ static void test_take_order(void **state)
             assert_int_equal(q->state, OBMI_POOL_EMPTY); /* resident, as left */
             assert_true(body_intact(q));
         } else {
-            /* purged or untouched: zero but for the arena pointer */
-            assert_true(all_zero(q, offsetof(obmi_pool, arena)));
-            assert_true(all_zero((char *)q + offsetof(obmi_pool, arena) + sizeof(void *),
-                                 OBMI_POOL_SIZE - offsetof(obmi_pool, arena) - sizeof(void *)));
+            /* purged or untouched: all zero, header included (taking it writes nothing) */
+            assert_true(all_zero(q, OBMI_POOL_SIZE));
         }
         obmi_pool_init(q, (unsigned)k, NULL);
         check(&a);
@@ -521,7 +518,7 @@ static void reuse_through_heap(int advice)
     obmi_pool *p[5];
     for (int k = 0; k < 5; k++)
         p[k] = obmi_pool_of(big[7 * k]);
-    obmi_arena *ao = p[0]->arena;
+    obmi_arena *ao = obmi_pool_arena(p[0]);
     for (int k = 0; k < 5; k++)
         assert_ptr_equal(p[k], (char *)ao->base + (size_t)k * OBMI_POOL_SIZE);
     assert_int_equal(ao->nfresh, 5);
@@ -666,7 +663,7 @@ static void test_arena_keep_three(void **state)
     for (int k = 0; k < K; k++) {
         for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++)
             p[k][i] = take(&a, 0);
-        base[k] = p[k][0]->arena->base;
+        base[k] = obmi_pool_arena(p[k][0])->base;
     }
     assert_int_equal(a.narenas_current, K);
     /* Interleaved: arena 3 is the fourth to become entirely free. */
@@ -765,7 +762,7 @@ static void random_walk(long delay, unsigned maxstep, unsigned seed)
                                       : head->nfresh;
             obmi_pool *pool = take(&a, (unsigned)step % OBMI_NCLASSES);
             if (head != NULL) {
-                assert_ptr_equal(pool->arena, head);
+                assert_ptr_equal(obmi_pool_arena(pool), head);
                 assert_int_equal(index_in_arena(pool), want);
             }
             for (size_t i = 0; i < nlive; i++)
@@ -846,7 +843,7 @@ static void test_madv_free(void **state)
         p[i] = take(&a, 0);
         fill_body(p[i]);
     }
-    obmi_arena *ao = p[0]->arena;
+    obmi_arena *ao = obmi_pool_arena(p[0]);
     give(&a, p[3]);
     give(&a, p[1]);
     give(&a, p[5]);

@@ -1,5 +1,5 @@
 /* Size classes: the request -> class map, the class table, and the
- * reciprocal that replaces a division when checking block starts. */
+ * divisor constant that replaces a division when checking block starts. */
 #include "unit.h"
 
 static void test_request_to_class(void **state)
@@ -31,16 +31,17 @@ static void test_class_table(void **state)
     assert_int_equal(obmi_classes[31].nblocks, 7);
 }
 
-/* (rel * recip) >> 32 must equal rel / size for every offset in a pool. */
-static void test_reciprocal_is_exact(void **state)
+/* rel * divc mod 2^64 < divc exactly when size divides rel, for every
+ * offset in a pool and far beyond (the test is exact for 32-bit rel). */
+static void test_divisor_constant_is_exact(void **state)
 {
     (void)state;
     for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
         const obmi_class_info *ci = &obmi_classes[c];
-        for (uint32_t rel = 0; rel < OBMI_POOL_SIZE; rel++) {
-            uint32_t q = (uint32_t)(((uint64_t)rel * ci->recip) >> 32);
-            assert_int_equal(q, rel / ci->size);
-        }
+        for (uint32_t rel = 0; rel < 16 * OBMI_POOL_SIZE; rel++)
+            assert_int_equal((uint64_t)rel * ci->divc < ci->divc, rel % ci->size == 0);
+        for (uint32_t rel = UINT32_MAX - 70000; rel != 0; rel++) /* wrapped: the header */
+            assert_int_equal((uint64_t)rel * ci->divc < ci->divc, rel % ci->size == 0);
     }
 }
 
@@ -58,7 +59,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_to_class),
         cmocka_unit_test(test_class_table),
-        cmocka_unit_test(test_reciprocal_is_exact),
+        cmocka_unit_test(test_divisor_constant_is_exact),
         cmocka_unit_test(test_header_is_one_cache_line),
     };
     return RUN_TAP_TESTS(tests);

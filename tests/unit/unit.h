@@ -33,7 +33,7 @@ static inline void unit_free(unit_heap *u, void *p)
 {
     obmi_pool *pool = obmi_pool_of(p);
     assert_true(obmi_pool_is_block_start(pool, p));
-    assert_ptr_equal(pool->heap, &u->heap);
+    assert_ptr_equal(obmi_pool_heap(pool), &u->heap);
     obmi_track_free(p, obmi_class_size(pool->szidx));
     obmi_heap_free_small(&u->heap, pool, p);
 }
