@@ -90,7 +90,7 @@ BUGGY static void canary_overflow(void)
     memset(p, 0x22, usable);
     T_FREE(p);
     char *q = small_block(40);
-    q[usable] ^= 1; /* the canary's first byte, changed whatever it holds */
+    q[usable] ^= 1; /* the canary's first byte (a neighbour's without canaries), changed */
     if (SECURE_BUILD)
         expect_block_error("free", "buffer overflow detected", q, 48);
     T_FREE(q);
