@@ -888,35 +888,50 @@ static bool child_delay_never(void)
     return set_free(&set_a, NULL);
 }
 
-/* OBM_PURGE_DELAY_MS=50 */
-static bool child_delay_fifty(void)
+/* The workload's frees and a snapshot, done within 30 ms of the first free
+ * (else the child exits 2 and is run again): none of the emptied pools is
+ * purged yet under a delay of `delay` ("50 ms"), each is EMPTY or CACHED.
+ * *empty: how many are EMPTY. */
+static bool freed_not_yet_purged(const char *delay, obm_stats_t *before, unsigned long *t0,
+                                 unsigned long *took, size_t *empty)
 {
-    obm_stats_t before = stats_now();
-    unsigned long t0 = now_ms();
+    *before = stats_now();
+    *t0 = now_ms();
     if (!workload())
         return false;
     obm_stats_t s = stats_now();
     if (!snapshot())
         return false;
-    unsigned long took = now_ms() - t0;
-    if (took >= 30) {
-        say("the frees and the snapshot took %lu ms, too close to the 50 ms delay", took);
+    *took = now_ms() - *t0;
+    if (*took >= 30) {
+        say("the frees and the snapshot took %lu ms, too close to the %s delay", *took, delay);
         _exit(2);
     }
     if (!stats_match_snapshot(&s))
         return false;
     size_t count[OBM_POOL_PURGED + 1];
     freed_states(count);
-    REQUIRE(count[OBM_POOL_PURGED] == 0 && s.pools_purged_total == before.pools_purged_total,
-            "%lu ms after the first free, with a delay of 50 ms: %zu of %zu emptied pools "
+    REQUIRE(count[OBM_POOL_PURGED] == 0 && s.pools_purged_total == before->pools_purged_total,
+            "%lu ms after the first free, with a delay of %s: %zu of %zu emptied pools "
             "PURGED, pools_purged_total grew by %zu",
-            took, count[OBM_POOL_PURGED], w_nfreed,
-            s.pools_purged_total - before.pools_purged_total);
+            *took, delay, count[OBM_POOL_PURGED], w_nfreed,
+            s.pools_purged_total - before->pools_purged_total);
     REQUIRE(count[OBM_POOL_EMPTY] + count[OBM_POOL_CACHED] == w_nfreed &&
                 count[OBM_POOL_EMPTY] >= w_nfreed - 8,
             "of %zu emptied pools, %zu EMPTY, %zu CACHED", w_nfreed, count[OBM_POOL_EMPTY],
             count[OBM_POOL_CACHED]);
-    size_t empty = count[OBM_POOL_EMPTY];
+    *empty = count[OBM_POOL_EMPTY];
+    return true;
+}
+
+/* OBM_PURGE_DELAY_MS=50 */
+static bool child_delay_fifty(void)
+{
+    obm_stats_t before, s;
+    unsigned long t0, took;
+    size_t empty;
+    if (!freed_not_yet_purged("50 ms", &before, &t0, &took, &empty))
+        return false;
 
     sleep_ms(120);
     if (!take_and_return(snap.count[OBM_POOL_CACHED], true))
@@ -950,32 +965,11 @@ static struct blockset probe_early, probe_late;
  * every pool still free is (a delay of 125 ms or more would not have). */
 static bool child_delay_default(void)
 {
-    obm_stats_t before = stats_now();
-    unsigned long t0 = now_ms();
-    if (!workload())
+    obm_stats_t before, s;
+    unsigned long t0, took;
+    size_t empty;
+    if (!freed_not_yet_purged("100 ms (the default)", &before, &t0, &took, &empty))
         return false;
-    obm_stats_t s = stats_now();
-    if (!snapshot())
-        return false;
-    unsigned long took = now_ms() - t0;
-    if (took >= 30) {
-        say("the frees and the snapshot took %lu ms, too close to the 100 ms delay", took);
-        _exit(2);
-    }
-    if (!stats_match_snapshot(&s))
-        return false;
-    size_t count[OBM_POOL_PURGED + 1];
-    freed_states(count);
-    REQUIRE(count[OBM_POOL_PURGED] == 0 && s.pools_purged_total == before.pools_purged_total,
-            "%lu ms after the first free, with the default delay: %zu of %zu emptied pools "
-            "PURGED, pools_purged_total grew by %zu",
-            took, count[OBM_POOL_PURGED], w_nfreed,
-            s.pools_purged_total - before.pools_purged_total);
-    REQUIRE(count[OBM_POOL_EMPTY] + count[OBM_POOL_CACHED] == w_nfreed &&
-                count[OBM_POOL_EMPTY] >= w_nfreed - 8,
-            "of %zu emptied pools, %zu EMPTY, %zu CACHED", w_nfreed, count[OBM_POOL_EMPTY],
-            count[OBM_POOL_CACHED]);
-    size_t empty = count[OBM_POOL_EMPTY];
 
     sleep_until(t0, 80);
     if (!set_alloc(&probe_early, 16, 300, false))
