@@ -146,6 +146,23 @@ static char *small_block(size_t n)
     return p;
 }
 
+/* obm's statistics now; through the drop-in's obm_stats_get when obm is
+ * preloaded rather than linked. */
+static inline obm_stats_t death_stats(void)
+{
+#ifdef OBM_API_PRELOAD
+    int (*get)(obm_stats_t *) = (int (*)(obm_stats_t *))dlsym(RTLD_DEFAULT, "obm_stats_get");
+    if (get == NULL)
+        death_fail("the drop-in does not export obm_stats_get");
+#else
+    int (*get)(obm_stats_t *) = obm_stats_get;
+#endif
+    obm_stats_t s = {.size = sizeof s};
+    if (get(&s) != 0 || s.version != OBM_STATS_VERSION)
+        death_fail("obm_stats_get failed or gave version %zu", s.version);
+    return s;
+}
+
 /* ---- the parent ---- */
 
 static const struct death_case *death_find(const struct death_case *cases, size_t n,

@@ -60,21 +60,6 @@ int munmap(void *addr, size_t len)
 
 /* ---- the statistics ---- */
 
-static obm_stats_t stats_now(void)
-{
-#ifdef OBM_API_PRELOAD
-    int (*get)(obm_stats_t *) = (int (*)(obm_stats_t *))dlsym(RTLD_DEFAULT, "obm_stats_get");
-    if (get == NULL)
-        death_fail("the drop-in does not export obm_stats_get");
-#else
-    int (*get)(obm_stats_t *) = obm_stats_get;
-#endif
-    obm_stats_t s = {.size = sizeof s};
-    if (get(&s) != 0 || s.version != OBM_STATS_VERSION)
-        death_fail("obm_stats_get failed or gave version %zu", s.version);
-    return s;
-}
-
 /* ---- blocks ---- */
 
 /* Four arenas of 512-byte blocks (7 a pool, 64 pools an arena), and some
@@ -124,14 +109,14 @@ static void *free_all_remote(void *arg)
 
 static void remote_free(void)
 {
-    obm_stats_t before = stats_now();
+    obm_stats_t before = death_stats();
     make_blocks();
     run_thread(free_all_remote);
     /* The owner takes them back (its mallocs collect the remote frees)
      * and frees again. */
     make_blocks();
     free_blocks("the owner, after remote frees");
-    obm_stats_t after = stats_now();
+    obm_stats_t after = death_stats();
     size_t remote = 0;
     for (int c = 0; c < OBM_NCLASSES; c++)
         remote += after.classes[c].remote_frees - before.classes[c].remote_frees;
@@ -152,7 +137,7 @@ static void *make_and_leave(void *arg)
 static void free_into_abandoned(void)
 {
     run_thread(make_and_leave);
-    if (stats_now().heaps_abandoned == 0)
+    if (death_stats().heaps_abandoned == 0)
         death_fail("the thread's heap was not abandoned");
     free_blocks("main, into an abandoned heap");
 }
@@ -161,7 +146,7 @@ static void free_into_abandoned(void)
  * failures. */
 static void released(const obm_stats_t *before, const char *what)
 {
-    obm_stats_t after = stats_now();
+    obm_stats_t after = death_stats();
     size_t unmapped = after.arenas_released_total - before->arenas_released_total;
     if (fail_release) {
         if (madvise_failed == 0 || munmap_failed == 0)
@@ -182,14 +167,14 @@ static void released(const obm_stats_t *before, const char *what)
 
 static void abandoned_heap(void)
 {
-    obm_stats_t before = stats_now();
+    obm_stats_t before = death_stats();
     free_into_abandoned();
     released(&before, "frees into an abandoned heap");
 }
 
 static void abandoned_heap_release_fails(void)
 {
-    obm_stats_t before = stats_now();
+    obm_stats_t before = death_stats();
     run_thread(make_and_leave);
     fail_release = 1;
     free_blocks("main, into an abandoned heap, releases failing");
@@ -200,7 +185,7 @@ static void abandoned_heap_release_fails(void)
 
 static void purge_and_release(void)
 {
-    obm_stats_t before = stats_now();
+    obm_stats_t before = death_stats();
     make_blocks();
     free_blocks("the owner");
     released(&before, "the owner's frees");
@@ -208,7 +193,7 @@ static void purge_and_release(void)
 
 static void release_fails(void)
 {
-    obm_stats_t before = stats_now();
+    obm_stats_t before = death_stats();
     make_blocks();
     fail_release = 1;
     free_blocks("the owner, releases failing");

@@ -128,16 +128,7 @@ struct errors {
 static void errors_now(struct errors *e)
 {
 #if OBM_STATS_VERSION >= 3
-#ifdef OBM_API_PRELOAD
-    int (*get)(obm_stats_t *) = (int (*)(obm_stats_t *))dlsym(RTLD_DEFAULT, "obm_stats_get");
-    if (get == NULL)
-        death_fail("the drop-in does not export obm_stats_get");
-#else
-    int (*get)(obm_stats_t *) = obm_stats_get;
-#endif
-    obm_stats_t s = {.size = sizeof s};
-    if (get(&s) != 0 || s.version != OBM_STATS_VERSION)
-        death_fail("obm_stats_get failed or gave version %zu", s.version);
+    obm_stats_t s = death_stats();
     *e = (struct errors){s.errors_invalid_pointer, s.errors_double_free, s.errors_corrupted_list};
 #else
     (void)e;

@@ -147,18 +147,10 @@ static void randomize_order(void)
 
 /* ---- OBM_ON_ERROR=report ---- */
 
-static obm_stats_t stats_now(void)
-{
-    obm_stats_t s = {.size = sizeof s};
-    if (obm_stats_get(&s) != 0 || s.version != OBM_STATS_VERSION)
-        death_fail("obm_stats_get failed or gave version %zu", s.version);
-    return s;
-}
-
 /* The error counters grew by exactly these since `before`. */
 static void errors_grew(const obm_stats_t *before, size_t write_after_free, size_t overflow)
 {
-    obm_stats_t now = stats_now();
+    obm_stats_t now = death_stats();
     size_t dw = now.errors_write_after_free - before->errors_write_after_free;
     size_t dov = now.errors_overflow - before->errors_overflow;
     size_t other = (now.errors_invalid_pointer - before->errors_invalid_pointer) +
@@ -197,7 +189,7 @@ BUGGY static void junk_report(void)
     char *keep = small_block(64), *p = small_block(64);
     if (pool_of(keep) != pool_of(p))
         death_fail("two blocks in two pools");
-    obm_stats_t before = stats_now();
+    obm_stats_t before = death_stats();
     T_FREE(p);
     p[40] = 'x';
     if (SECURE_BUILD)
@@ -223,7 +215,7 @@ BUGGY static void canary_report(void)
     size_t usable = T_USABLE_SIZE(p);
     if (usable != (SECURE_BUILD ? 40u : 48u))
         death_fail("usable size %zu", usable);
-    obm_stats_t before = stats_now();
+    obm_stats_t before = death_stats();
     memset(p, 0x22, usable);
     if (SECURE_BUILD) {
         p[usable] ^= 1; /* the canary's first byte, changed whatever it holds */
