@@ -4,12 +4,12 @@
 # secure cases exec the test program again, and those children run under
 # memcheck too (a fork's child always does), with the same options. The
 # suppressions are the writes the tests make on purpose (valgrind.supp).
-# Two children run natively (--trace-children-skip-by-arg), as the cases
+# Three children run natively (--trace-children-skip-by-arg), as the cases
 # are about the process without valgrind:
 #   free_stack_var  (hardening.c) must die of glibc's abort on freeing a
 #                   stack address; memcheck's free reports it and returns
-#   fifty           (purge.c) times its frees against a 50 ms purge delay,
-#                   which memcheck's pace cannot keep
-exec valgrind -q --trace-children=yes --trace-children-skip-by-arg=free_stack_var,fifty \
+#   fifty, default_delay (purge.c) time their frees against a purge delay
+#                   of 50 and 100 ms, which memcheck's pace cannot keep
+exec valgrind -q --trace-children=yes --trace-children-skip-by-arg=free_stack_var,fifty,default_delay \
     --suppressions="$(dirname "$0")/valgrind.supp" \
     --error-exitcode=99 --leak-check=no --track-origins=no "$@"

@@ -1127,7 +1127,7 @@ static int child_main(const char *mode, int fd)
         ok = child_delay_fifty();
     else if (strcmp(mode, "reuse") == 0)
         ok = child_reuse();
-    else if (strcmp(mode, "default") == 0)
+    else if (strcmp(mode, "default_delay") == 0)
         ok = child_delay_default();
     else if (strncmp(mode, "keep-", 5) == 0)
         ok = child_arena_keep(strtoul(mode + 5, NULL, 10));
@@ -1272,7 +1272,7 @@ static void test_delay_default(void **state)
 {
     (void)state;
     static const char *const env[] = {NULL};
-    run_child_case("default", env);
+    run_child_case("default_delay", env);
 }
 
 static void test_arena_keep(void **state)
