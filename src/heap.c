@@ -431,8 +431,7 @@ void *obmi_heap_malloc_slow(obmi_heap *heap, unsigned c)
     return b;
 }
 
-/* An owner's free found the pool's list empty (the pool was full) or left
- * the pool with no block in use. */
+/* An owner's free found the pool FULL or left it with no block in use. */
 void obmi_heap_free_slow(obmi_heap *heap, obmi_pool *pool)
 {
     heap->counts.slow_frees++;

@@ -400,8 +400,9 @@ static inline bool obmi_heap_sole_pool(const obmi_heap *heap, const obmi_pool *p
 }
 
 /* Fast path, the owner's free: push p on its pool's free list. The slow
- * path runs when the pool was full (or a ring head not yet seen full) or
- * has become empty. */
+ * path runs when the pool was FULL or has become empty; a ring head whose
+ * last block went out is still USED (the next malloc retires it), and a
+ * free into it stays here. */
 static inline void obmi_heap_free_small(obmi_heap *heap, obmi_pool *pool, void *p)
 {
     size_t c = pool->szidx; /* read once: the stores below may alias it */
@@ -410,10 +411,14 @@ static inline void obmi_heap_free_small(obmi_heap *heap, obmi_pool *pool, void *
     obmi_block_set_free(b, head);
     pool->freeblock = b;
     heap->counts.frees[c]++;
-    if (OBMI_UNLIKELY(--pool->ref_count == 0 || head == NULL)) {
+    /* The owner's own read of its pool's state: a plain load (others read
+     * it with relaxed atomics, only the owner writes it). */
+    bool was_full = pool->state == OBMI_POOL_FULL;
+    if (OBMI_UNLIKELY(--pool->ref_count == 0 || was_full)) {
         /* The common empty case, the retired pool (see heap.c), stays put
-         * without a call: a malloc/free loop on one block lands here. */
-        if (head != NULL && obmi_heap_sole_pool(heap, pool, c))
+         * without a call: a malloc/free loop on one block lands here. (A
+         * FULL pool never empties in one free: it has 7 blocks or more.) */
+        if (!was_full && obmi_heap_sole_pool(heap, pool, c))
             return;
         obmi_heap_free_slow(heap, pool);
     }
