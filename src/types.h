@@ -47,7 +47,7 @@
  *           head, whose exhaustion is only noticed by the next malloc.
  *   FULL    in service, every block handed out, on no list, and flagged
  *           NOTIFY so the first remote free queues it (heap.c). The next
- *           free into it moves it to the front of its ring
+ *           free into it puts it back on its ring, behind the head
  *           (pool_full_to_used).
  *   EMPTY   no block in use; in its heap's small cache, or free in its
  *           arena (a bit in the arena's `dirty` mask), ready to be taken

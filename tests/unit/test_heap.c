@@ -27,7 +27,8 @@ static void test_first_malloc_takes_a_pool(void **state)
 }
 
 /* Fill a pool exactly: it leaves the ring (full) on the next malloc of its
- * class, and comes back to the front on the first free. */
+ * class, and comes back behind the ring's head on the first free; the head
+ * serves until it runs out, then the pool's freed block is reused. */
 static void test_used_full_used(void **state)
 {
     (void)state;
@@ -50,12 +51,21 @@ static void test_used_full_used(void **state)
     assert_null(second->nextpool);
     unit_check(&u);
 
-    unit_free(&u, b[3]); /* full -> used, to the front */
+    unit_free(&u, b[3]); /* full -> used, behind the head */
     assert_int_equal(first->state, OBMI_POOL_USED);
-    assert_ptr_equal(u.heap.usedpools[c], first);
-    assert_ptr_equal(first->nextpool, second);
+    assert_ptr_equal(u.heap.usedpools[c], second);
+    assert_ptr_equal(second->nextpool, first);
+    assert_ptr_equal(first->prevpool, second);
+    assert_null(first->nextpool);
     unit_check(&u);
-    assert_ptr_equal(unit_malloc(&u, 512), b[3]); /* LIFO reuse */
+    for (int i = 0; i < 6; i++) { /* the head's other six blocks */
+        void *q = unit_malloc(&u, 512);
+        assert_ptr_equal(obmi_pool_of(q), second);
+        unit_check(&u);
+    }
+    assert_ptr_equal(unit_malloc(&u, 512), b[3]); /* then the freed block, LIFO */
+    assert_int_equal(second->state, OBMI_POOL_FULL);
+    assert_ptr_equal(u.heap.usedpools[c], first);
     unit_check(&u);
 }
 

@@ -566,13 +566,19 @@ static void reuse_through_heap(int advice)
     for (int i = 0; i < NSMALL; i++)
         assert_int_equal(pattern_check(s[i], 16, (uintptr_t)s[i]), 16);
 
-    /* Free every other block of p0, then take as many back: the same
-     * blocks, last freed first. */
+    /* Free every other block of p0, which goes back on the ring behind p1;
+     * once p1 is used up, take as many back: the same blocks, last freed
+     * first. */
     for (int i = 0; i < 252; i += 2) {
         unit_free(&u, s[i]);
         unit_check(&u);
     }
     assert_int_equal(p[0]->ref_count, 126);
+    char *rest[252 - (NSMALL - 252)];
+    for (size_t i = 0; i < sizeof rest / sizeof *rest; i++) {
+        rest[i] = unit_malloc(&u, 16);
+        assert_ptr_equal(obmi_pool_of(rest[i]), p[1]);
+    }
     for (int i = 250; i >= 0; i -= 2) {
         char *b = unit_malloc(&u, 16);
         assert_ptr_equal(b, s[i]);
@@ -582,6 +588,8 @@ static void reuse_through_heap(int advice)
     for (int i = 0; i < NSMALL; i++)
         assert_int_equal(pattern_check(s[i], 16, (uintptr_t)s[i] ^ (i < 252 && i % 2 == 0)), 16);
 
+    for (size_t i = 0; i < sizeof rest / sizeof *rest; i++)
+        unit_free(&u, rest[i]);
     for (int i = 0; i < NSMALL; i++) {
         unit_free(&u, s[i]);
         unit_check(&u);

@@ -61,7 +61,8 @@ static void test_remote_free_into_used_pool(void **state)
 
 /* A full pool is on no ring: it carries NOTIFY, the first remote free
  * queues it on the heap's pending list, later ones only push, and the
- * owner's next slow path puts it back at the front of its ring. */
+ * owner's next slow path puts it back on its ring (here in front: the
+ * exhausted head is retired first). */
 static void test_remote_free_into_full_pool(void **state)
 {
     (void)state;
@@ -113,14 +114,16 @@ static void test_queued_pool_is_not_returned(void **state)
     obmi_pool *pool = obmi_pool_of(b[0]);
     unit_free(&u, b[7]); /* B has a free block */
     for (int i = 0; i < 6; i++)
-        unit_free(&u, b[i]); /* A back on the ring, before B */
-    assert_ptr_equal(u.heap.usedpools[31], pool);
+        unit_free(&u, b[i]); /* A back on the ring, behind B */
+    obmi_pool *second = obmi_pool_of(b[7]);
+    assert_ptr_equal(u.heap.usedpools[31], second);
+    assert_ptr_equal(second->nextpool, pool);
     /* As if a remote free had set QUEUED and not yet pushed to pending. */
     atomic_store(&pool->remote, OBMI_REMOTE_QUEUED);
     unit_free(&u, b[6]);
     assert_int_equal(pool->ref_count, 0);
     assert_int_equal(pool->state, OBMI_POOL_USED); /* stays, though not alone */
-    assert_non_null(pool->nextpool);
+    assert_ptr_equal(pool->prevpool, second);
     assert_int_equal(u.heap.counts.pools_returned, 0);
 
     pool->nextqueued = NULL;
