@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,9 +62,9 @@ static inline size_t page_size(void)
     return (size_t)sysconf(_SC_PAGESIZE);
 }
 
-/* Resident bytes, from /proc/self/statm's second field, without
- * allocating (open, read, strtoul); 0 when it cannot be read. */
-static inline size_t rss_bytes(void)
+/* /proc/self/statm's resident and shared (file-backed) pages, read
+ * without allocating (open, read, strtoul); false when it cannot be read. */
+static inline bool statm_pages(unsigned long *resident, unsigned long *shared)
 {
     char buf[128];
     int fd = open("/proc/self/statm", O_RDONLY);
@@ -71,12 +72,20 @@ static inline size_t rss_bytes(void)
     if (fd >= 0)
         close(fd);
     if (len <= 0)
-        return 0;
+        return false;
     buf[len] = '\0';
     char *end;
     strtoul(buf, &end, 10); /* size */
-    unsigned long resident = strtoul(end, &end, 10);
-    return *end == ' ' ? resident * page_size() : 0;
+    *resident = strtoul(end, &end, 10);
+    *shared = strtoul(end, &end, 10);
+    return *end == ' ';
+}
+
+/* Resident bytes; 0 when they cannot be read. */
+static inline size_t rss_bytes(void)
+{
+    unsigned long resident, shared;
+    return statm_pages(&resident, &shared) ? resident * page_size() : 0;
 }
 
 /* The value of x, hidden from the optimiser. */

@@ -1314,22 +1314,13 @@ static void test_reuse_after_purge_madv_free(void **state)
  * are not the allocator's memory. */
 #define RSS_MIN_FALL 0.99
 
-/* Resident anonymous bytes: /proc/self/statm's resident less its shared
- * (file-backed) pages, read without allocating; 0 when unreadable. */
+/* Resident anonymous bytes: resident less shared (file-backed) pages; 0
+ * when unreadable. */
 static size_t anon_rss_bytes(void)
 {
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    ssize_t len = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-    if (fd >= 0)
-        close(fd);
-    if (len <= 0)
-        return 0;
-    buf[len] = '\0';
-    char *end;
-    strtoul(buf, &end, 10); /* size */
-    unsigned long resident = strtoul(end, &end, 10), shared = strtoul(end, &end, 10);
-    return *end == ' ' && shared <= resident ? (resident - shared) * page_size() : 0;
+    unsigned long resident, shared;
+    return statm_pages(&resident, &shared) && shared <= resident ? (resident - shared) * page_size()
+                                                                 : 0;
 }
 
 struct entry {
