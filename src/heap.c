@@ -407,6 +407,29 @@ void obmi_heap_collect(obmi_heap *heap)
 
 /* ---- slow paths ---- */
 
+/* Retired and cached pools expire on the decay clock, in two generations
+ * as purging does: the heap's first slow malloc after a decay tick (any
+ * thread's) arms, the first after the next one gives them back to the
+ * arenas. So a heap gone quiet does not keep their arenas mapped, and what
+ * it kept a moment ago is not given back in the same breath. A loop that
+ * still uses its retired pool takes one again: one pool move per two ticks. */
+static void heap_expire_due(obmi_heap *heap)
+{
+    uint64_t ticks = atomic_load_explicit(&heap->arenas->ticks, memory_order_relaxed);
+    if (OBMI_LIKELY(ticks == heap->ticks_seen))
+        return;
+    heap->ticks_seen = ticks;
+    heap->expire_armed = !heap->expire_armed;
+    if (heap->expire_armed) { /* and the clock must run until the next tick */
+        obmi_arenas_lock(heap->arenas);
+        obmi_arenas_want_tick(heap->arenas);
+        obmi_arenas_unlock(heap->arenas);
+        return;
+    }
+    obmi_heap_release_retired(heap);
+    obmi_heap_flush_cache(heap);
+}
+
 /* The first pool of class c had no free block: take remote frees, carve
  * more, retire it as full, or take a new pool. NULL (errno ENOMEM) when no
  * memory is left. */
@@ -417,13 +440,14 @@ void *obmi_heap_malloc_slow(obmi_heap *heap, unsigned c)
     heap->counts.slow_mallocs++;
     obmi_heap_collect(heap);
     obmi_pool *pool = heap->usedpools[c];
-    bool moved = false; /* took a pool, under the lock, where the decay is checked */
+    /* Taking a pool from the arenas checks the decay under their lock;
+     * every other way here checks it below. */
+    size_t from_arenas = heap->counts.pools_from_arenas;
     for (;;) {
         if (pool == &obmi_pool_empty) {
             pool = pool_empty_to_used(heap, c);
             if (pool == NULL)
                 return NULL;
-            moved = true;
         }
         if (pool->freeblock != NULL || pool_collect(heap, pool, 0) != 0)
             break;
@@ -434,7 +458,7 @@ void *obmi_heap_malloc_slow(obmi_heap *heap, unsigned c)
         pool_used_to_full(heap, pool);
         pool = heap->usedpools[c];
     }
-    if (!moved)
+    if (heap->counts.pools_from_arenas == from_arenas)
         obmi_arenas_decay_due(heap->arenas);
     obmi_block *b = pool->freeblock, *next = NULL;
     if (OBMI_UNLIKELY(!obmi_link_valid(pool, b) ||
@@ -447,6 +471,7 @@ void *obmi_heap_malloc_slow(obmi_heap *heap, unsigned c)
     obmi_word_poke(&b->key, 0);
     pool->ref_count++;
     heap->counts.mallocs[c]++;
+    heap_expire_due(heap); /* after the count: pool has a block in use, it stays */
     OBMI_ASSERT(obmi_pool_check(pool));
     return b;
 }

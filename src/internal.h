@@ -300,6 +300,7 @@ void obmi_purge_list_add(obmi_arenas *arenas, obmi_arena *ao); /* ao got a dirty
 void obmi_purge_list_remove(obmi_arenas *arenas, obmi_arena *ao);
 void obmi_arenas_decay(obmi_arenas *arenas);     /* end of a locked slow path: purge what is due */
 void obmi_arenas_decay_due(obmi_arenas *arenas); /* a slow path without the lock: the same */
+void obmi_arenas_want_tick(obmi_arenas *arenas); /* under the lock: a heap waits for a tick */
 size_t obmi_arenas_purge_all(obmi_arenas *arenas); /* every dirty pool: how many */
 bool obmi_arenas_trim(obmi_arenas *arenas);        /* every spare and dirty pool: any? */
 

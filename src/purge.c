@@ -74,7 +74,7 @@ static size_t arena_purge(obmi_arenas *arenas, obmi_arena *ao, uint64_t mask)
 /* Publishes when the next tick is due, for obmi_arenas_decay_due. */
 static void set_due(obmi_arenas *arenas)
 {
-    bool idle = arenas->dirty == NULL || arenas->purge_delay_ms <= 0;
+    bool idle = (arenas->dirty == NULL && !arenas->expiring) || arenas->purge_delay_ms <= 0;
     atomic_store_explicit(&arenas->due_ms, idle ? UINT64_MAX : arenas->next_tick_ms,
                           memory_order_relaxed);
 }
@@ -115,6 +115,8 @@ static void decay_tick(obmi_arenas *arenas, uint64_t now)
         ao = next;
     }
     arenas->next_tick_ms = now + delay;
+    atomic_store_explicit(&arenas->ticks, arenas->ticks + 1, memory_order_relaxed);
+    arenas->expiring = false; /* the heaps that asked see this tick */
 }
 
 /* Under the lock; now is the time read by the caller, or 0 to read it
@@ -124,7 +126,7 @@ static void decay_locked(obmi_arenas *arenas, uint64_t now)
     long delay = arenas->purge_delay_ms;
     if (arenas->dirty != NULL && delay == 0) {
         obmi_arenas_purge_all(arenas);
-    } else if (arenas->dirty != NULL && delay > 0) {
+    } else if ((arenas->dirty != NULL || arenas->expiring) && delay > 0) {
         if (now == 0)
             now = clock_now(arenas);
         if (arenas->dirtied)
@@ -156,6 +158,14 @@ void obmi_arenas_decay_due(obmi_arenas *arenas)
     obmi_arenas_lock(arenas);
     decay_locked(arenas, now);
     obmi_arenas_unlock(arenas);
+}
+
+/* A heap armed its expiry (heap.c): tick again after a delay even if no
+ * pool is dirty by then. Under the lock. */
+void obmi_arenas_want_tick(obmi_arenas *arenas)
+{
+    arenas->expiring = true;
+    set_due(arenas);
 }
 
 bool obmi_arenas_trim(obmi_arenas *arenas)

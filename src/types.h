@@ -97,6 +97,11 @@
  *   due_ms (UINT64_MAX while no pool is dirty), then one clock read, and
  *   the lock only when a tick is due. So a program that keeps allocating
  *   but no longer frees whole pools still has its free pools purged.
+ *   Each tick also counts in `ticks`: a heap's slow mallocs look at it,
+ *   and at every second tick they see the heap gives back its cached
+ *   pools and its retired ones (a class's last pool, kept in place with
+ *   no block in use), so what a quiet heap keeps expires on the same
+ *   clock (heap.c, heap_expire_due).
  *
  * ARENA MAP (arena_map.c)
  *
@@ -248,6 +253,8 @@ struct obmi_arenas {
     bool dirtied;            /* a pool became dirty since the last decay check */
     uint64_t (*clock)(void); /* milliseconds, monotonic; tests inject their own */
     uint64_t next_tick_ms;   /* the next decay tick is due */
+    _Atomic uint64_t ticks;  /* decay ticks, ever: heaps expire what they keep on them */
+    bool expiring;           /* a heap armed its expiry: tick even with no pool dirty */
     uint64_t last_dirtied_ms;
     _Atomic uint64_t due_ms; /* next_tick_ms, or UINT64_MAX when no tick is needed: read
                                 without the lock by obmi_arenas_decay_due */
@@ -300,6 +307,8 @@ struct __attribute__((aligned(128))) obmi_heap {
     uint32_t ncached;
     uint32_t cache_max;       /* 0: every empty pool goes straight back */
     size_t npools;            /* pools in service (USED or FULL) */
+    uint64_t ticks_seen;      /* the manager's ticks at this heap's last look (heap_expire_due) */
+    bool expire_armed;        /* a tick seen: the next one expires the retired and cached pools */
     bool abandoned;           /* no owner: keep nothing, notify on every pool */
     _Atomic int owner;        /* enum obmi_heap_owner */
     obmi_heap *allnext;       /* every heap made by thread.c */

@@ -872,6 +872,93 @@ static void test_madv_free(void **state)
     reuse_through_heap(OBMI_PURGE_FREE);
 }
 
+/* ---- 7. retired and cached pools expire on the decay clock ---- */
+
+static void test_kept_pools_expire_on_tick(void **state)
+{
+    (void)state;
+    unit_heap u;
+    manager_init(&u.arenas, 100);
+    obmi_heap_init(&u.heap, &u.arenas);
+    u.heap.cache_max = OBMI_HEAP_CACHE;
+    enum { N = 7 * 40 }; /* 40 pools of class 31 (512 B) */
+    static void *b[N];
+    for (int i = 0; i < N; i++)
+        b[i] = unit_malloc(&u, 512);
+    for (int i = 0; i < N; i++)
+        unit_free(&u, b[i]);
+    unit_free(&u, unit_malloc(&u, 16)); /* syncs with the ticks so far */
+    unit_check(&u);
+
+    /* Kept now: the retired pools of classes 31 and 0, and the cache (8
+     * pools of 480 B blocks in service let the heap cache 2 or more). */
+    static void *live[64];
+    for (int i = 0; i < 64; i++)
+        live[i] = unit_malloc(&u, 480);
+    void *x = unit_malloc(&u, 512), *y = unit_malloc(&u, 16);
+    for (int i = 0; i < 7 * 16; i++)
+        b[i] = unit_malloc(&u, 512);
+    for (int i = 0; i < 7 * 16; i++)
+        unit_free(&u, b[i]);
+    unit_free(&u, x);
+    unit_free(&u, y);
+    obmi_pool *r31 = u.heap.usedpools[31], *r0 = u.heap.usedpools[0];
+    assert_ptr_not_equal(r31, &obmi_pool_empty);
+    assert_ptr_not_equal(r0, &obmi_pool_empty);
+    assert_int_equal(r31->ref_count, 0);
+    assert_int_equal(r0->ref_count, 0);
+    uint32_t ncached = u.heap.ncached;
+    assert_true(ncached > 0);
+
+    /* No tick: a slow malloc of another class expires nothing. */
+    uint64_t ticks = u.arenas.ticks;
+    void *z = unit_malloc(&u, 64);
+    assert_int_equal(u.arenas.ticks, ticks);
+    assert_ptr_equal(u.heap.usedpools[31], r31);
+    assert_ptr_equal(u.heap.usedpools[0], r0);
+    assert_int_equal(u.heap.ncached, ncached - 1); /* class 3 took one from the cache */
+
+    /* The 480 B pools go back: dirty pools keep the decay clock running.
+     * A delay later, the next slow malloc sees the tick and gives back
+     * every pool with nothing in use; the pools in use stay. */
+    for (int i = 0; i < 64; i++)
+        unit_free(&u, live[i]);
+    assert_ptr_not_equal(u.arenas.dirty, NULL);
+    ticks = u.arenas.ticks;
+    fake_now += 200;
+    void *w = unit_malloc(&u, 128);
+    assert_int_equal(u.arenas.ticks, ticks + 1);
+    if (u.heap.expire_armed) { /* this tick armed: the next one expires */
+        assert_ptr_equal(u.heap.usedpools[31], r31);
+        assert_true(u.heap.ncached > 0);
+        unit_free(&u, w);
+        for (int i = 0; i < 64; i++) /* dirty pools again, for the next tick */
+            live[i] = unit_malloc(&u, 480);
+        for (int i = 0; i < 64; i++)
+            unit_free(&u, live[i]);
+        fake_now += 200;
+        w = unit_malloc(&u, 128);
+        assert_int_equal(u.arenas.ticks, ticks + 2);
+    }
+    assert_false(u.heap.expire_armed);
+    assert_ptr_equal(u.heap.usedpools[31], &obmi_pool_empty);
+    assert_ptr_equal(u.heap.usedpools[0], &obmi_pool_empty);
+    assert_int_equal(u.heap.ncached, 0);
+    assert_int_equal(u.heap.npools, 2); /* classes 3 and 7, one block each */
+    assert_int_equal(r31->state, OBMI_POOL_EMPTY);
+    unit_check(&u);
+    check(&u.arenas);
+
+    /* The class comes back on the next malloc, from the arenas. */
+    size_t from_arenas = u.heap.counts.pools_from_arenas;
+    unit_free(&u, unit_malloc(&u, 512));
+    assert_int_equal(u.heap.counts.pools_from_arenas, from_arenas + 1);
+    unit_free(&u, z);
+    unit_free(&u, w);
+    assert_true(obmi_heap_trim(&u.heap));
+    assert_int_equal(u.arenas.narenas_current, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -889,6 +976,7 @@ int main(void)
         cmocka_unit_test(test_random_walk_delay_zero),
         cmocka_unit_test(test_random_walk_decay),
         cmocka_unit_test(test_madv_free),
+        cmocka_unit_test(test_kept_pools_expire_on_tick),
     };
     return RUN_TAP_TESTS(tests);
 }
