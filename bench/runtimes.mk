@@ -9,7 +9,7 @@
 # -no-install: real executables (no libtool wrapper), so a script's
 # sys.executable and child processes are the host itself.
 
-EXTRA_DIST += bench/runtimes/workload.py bench/runtimes/workload.lua
+EXTRA_DIST += bench/runtimes/workload.py bench/runtimes/shapes.py bench/runtimes/workload.lua
 
 if HAVE_PYTHON_EMBED
 noinst_PROGRAMS += bench/obm-python

@@ -1,14 +1,15 @@
 #!/bin/sh
 # Runtimes that link obm as their own allocator (bench/runtimes): the
 # CPython host (obm in PyMem_SetAllocator's MEM and OBJ domains) and the
-# Lua host (obm as lua_Alloc) run the benchmark workloads at a small scale
+# Lua host (obm as lua_Alloc) run the benchmark workloads (and the CPython host the script shapes of
+# bench/runtimes/shapes.py) at a small scale
 # with output identical to the stock python3 and lua5.4, and obm's report
 # at exit proves obm served them. A host that was not built (its headers
 # were missing at configure time) is reported as skipped.
 . "${top_srcdir:-.}/tests/real/common.sh"
 b=$top_builddir/bench
 w=${top_srcdir:-.}/bench/runtimes
-echo "1..6"
+echo "1..9"
 
 skip() { # count, reason
     i=0
@@ -40,8 +41,9 @@ check() {
 export PYTHONHASHSEED=0
 if [ -x "$b/obm-python" ] && [ -x "${PYTHON3:-}" ]; then
     check python "$PYTHON3" "$b/obm-python" "$w/workload.py" -s
+    check python-shapes "$PYTHON3" "$b/obm-python" "$w/shapes.py" -s
 else
-    skip 3 "CPython host not built (python3-dev) or python3 missing"
+    skip 6 "CPython host not built (python3-dev) or python3 missing"
 fi
 if [ -x "$b/obm-lua" ] && [ -x "${LUA54:-}" ]; then
     check lua "$LUA54" "$b/obm-lua" "$w/workload.lua" ""
