@@ -407,25 +407,47 @@ void obmi_heap_collect(obmi_heap *heap)
 
 /* ---- slow paths ---- */
 
+/* A retired pool: its class's only pool, kept in place with no block in
+ * use (pool_emptied), and not queued for a drain. */
+static bool pool_retired(const obmi_heap *heap, const obmi_pool *pool)
+{
+    return pool != &obmi_pool_empty && pool->ref_count == 0 &&
+           obmi_heap_sole_pool(heap, pool, pool->szidx) && !pool_queued(pool);
+}
+
+static bool heap_keeps_pools(const obmi_heap *heap)
+{
+    if (heap->ncached != 0)
+        return true;
+    for (unsigned c = 0; c < OBMI_NCLASSES; c++)
+        if (pool_retired(heap, heap->usedpools[c]))
+            return true;
+    return false;
+}
+
 /* Retired and cached pools expire on the decay clock, in two generations
  * as purging does: the heap's first slow malloc after a decay tick (any
- * thread's) arms, the first after the next one gives them back to the
- * arenas. So a heap gone quiet does not keep their arenas mapped, and what
- * it kept a moment ago is not given back in the same breath. A loop that
- * still uses its retired pool takes one again: one pool move per two ticks. */
+ * thread's) arms when the heap keeps any, the first after the next tick
+ * gives them back to the arenas. So a heap gone quiet does not keep their
+ * arenas mapped, and what it kept a moment ago is not given back in the
+ * same breath. A loop that still uses its retired pool takes one again:
+ * one pool move per two ticks. A heap that keeps nothing asks for no tick. */
 static void heap_expire_due(obmi_heap *heap)
 {
     uint64_t ticks = atomic_load_explicit(&heap->arenas->ticks, memory_order_relaxed);
     if (OBMI_LIKELY(ticks == heap->ticks_seen))
         return;
     heap->ticks_seen = ticks;
-    heap->expire_armed = !heap->expire_armed;
-    if (heap->expire_armed) { /* and the clock must run until the next tick */
+    if (!heap->expire_armed) {
+        if (!heap_keeps_pools(heap))
+            return;
+        heap->expire_armed = true; /* and the clock must run until the next tick */
         obmi_arenas_lock(heap->arenas);
         obmi_arenas_want_tick(heap->arenas);
         obmi_arenas_unlock(heap->arenas);
         return;
     }
+    heap->expire_armed = false;
     obmi_heap_release_retired(heap);
     obmi_heap_flush_cache(heap);
 }
@@ -491,12 +513,9 @@ void obmi_heap_free_slow(obmi_heap *heap, obmi_pool *pool)
 
 void obmi_heap_release_retired(obmi_heap *heap)
 {
-    for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
-        obmi_pool *pool = heap->usedpools[c];
-        if (pool != &obmi_pool_empty && pool->ref_count == 0 &&
-            obmi_heap_sole_pool(heap, pool, pool->szidx) && !pool_queued(pool))
-            pool_used_to_empty(heap, pool);
-    }
+    for (unsigned c = 0; c < OBMI_NCLASSES; c++)
+        if (pool_retired(heap, heap->usedpools[c]))
+            pool_used_to_empty(heap, heap->usedpools[c]);
 }
 
 /* The owner is leaving: take in what other threads freed, give back every

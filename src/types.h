@@ -97,11 +97,12 @@
  *   due_ms (UINT64_MAX while no pool is dirty), then one clock read, and
  *   the lock only when a tick is due. So a program that keeps allocating
  *   but no longer frees whole pools still has its free pools purged.
- *   Each tick also counts in `ticks`: a heap's slow mallocs look at it,
- *   and at every second tick they see the heap gives back its cached
- *   pools and its retired ones (a class's last pool, kept in place with
- *   no block in use), so what a quiet heap keeps expires on the same
- *   clock (heap.c, heap_expire_due).
+ *   Each tick also counts in `ticks`: a heap's slow mallocs look at it;
+ *   at a tick they see, a heap that keeps cached pools or retired ones (a
+ *   class's last pool, kept in place with no block in use) arms and asks
+ *   for one more tick (`expiring`), and at the next it gives them back, so
+ *   what a quiet heap keeps expires on the same clock (heap.c,
+ *   heap_expire_due).
  *
  * ARENA MAP (arena_map.c)
  *

@@ -1,9 +1,9 @@
 #!/bin/sh
 # Runtimes that link obm as their own allocator (bench/runtimes): the
 # CPython host (obm in PyMem_SetAllocator's MEM and OBJ domains) and the
-# Lua host (obm as lua_Alloc) run the benchmark workloads (and the CPython host the script shapes of
-# bench/runtimes/shapes.py) at a small scale
-# with output identical to the stock python3 and lua5.4, and obm's report
+# Lua host (obm as lua_Alloc) run the benchmark workloads (the CPython
+# host also bench/runtimes/shapes.py) at a small scale with output
+# identical to the stock python3 and lua5.4, and obm's report
 # at exit proves obm served them. A host that was not built (its headers
 # were missing at configure time) is reported as skipped.
 . "${top_srcdir:-.}/tests/real/common.sh"

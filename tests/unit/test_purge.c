@@ -887,7 +887,12 @@ static void test_kept_pools_expire_on_tick(void **state)
         b[i] = unit_malloc(&u, 512);
     for (int i = 0; i < N; i++)
         unit_free(&u, b[i]);
-    unit_free(&u, unit_malloc(&u, 16)); /* syncs with the ticks so far */
+    /* The first return to the arenas ticked (the clock started at 1000);
+     * this slow malloc sees that tick, with the retired pool of class 31
+     * and the cache kept: the heap arms and asks for the next tick. */
+    unit_free(&u, unit_malloc(&u, 16));
+    assert_true(u.heap.expire_armed);
+    assert_true(u.arenas.expiring);
     unit_check(&u);
 
     /* Kept now: the retired pools of classes 31 and 0, and the cache (8
@@ -918,29 +923,16 @@ static void test_kept_pools_expire_on_tick(void **state)
     assert_ptr_equal(u.heap.usedpools[0], r0);
     assert_int_equal(u.heap.ncached, ncached - 1); /* class 3 took one from the cache */
 
-    /* The 480 B pools go back: dirty pools keep the decay clock running.
-     * A delay later, the next slow malloc sees the tick and gives back
-     * every pool with nothing in use; the pools in use stay. */
+    /* A delay later the next slow malloc sees the tick the armed heap
+     * asked for, and gives back every pool with nothing in use; the pools
+     * in use stay. The 480 B pools go back first, dirty. */
     for (int i = 0; i < 64; i++)
         unit_free(&u, live[i]);
-    assert_ptr_not_equal(u.arenas.dirty, NULL);
-    ticks = u.arenas.ticks;
     fake_now += 200;
     void *w = unit_malloc(&u, 128);
     assert_int_equal(u.arenas.ticks, ticks + 1);
-    if (u.heap.expire_armed) { /* this tick armed: the next one expires */
-        assert_ptr_equal(u.heap.usedpools[31], r31);
-        assert_true(u.heap.ncached > 0);
-        unit_free(&u, w);
-        for (int i = 0; i < 64; i++) /* dirty pools again, for the next tick */
-            live[i] = unit_malloc(&u, 480);
-        for (int i = 0; i < 64; i++)
-            unit_free(&u, live[i]);
-        fake_now += 200;
-        w = unit_malloc(&u, 128);
-        assert_int_equal(u.arenas.ticks, ticks + 2);
-    }
     assert_false(u.heap.expire_armed);
+    assert_false(u.arenas.expiring);
     assert_ptr_equal(u.heap.usedpools[31], &obmi_pool_empty);
     assert_ptr_equal(u.heap.usedpools[0], &obmi_pool_empty);
     assert_int_equal(u.heap.ncached, 0);
@@ -949,12 +941,47 @@ static void test_kept_pools_expire_on_tick(void **state)
     unit_check(&u);
     check(&u.arenas);
 
-    /* The class comes back on the next malloc, from the arenas. */
+    /* The next tick (the pools just given back are dirty): the heap keeps
+     * nothing, so it neither arms nor asks for another tick. */
+    fake_now += 200;
+    void *v = unit_malloc(&u, 256);
+    assert_int_equal(u.arenas.ticks, ticks + 2);
+    assert_false(u.heap.expire_armed);
+    assert_false(u.arenas.expiring);
+
+    /* Class 31 comes back from the arenas and is retired again. The next
+     * tick (pools are still dirty) arms; then nothing is dirty, yet the
+     * armed heap keeps the clock running, and the tick after gives the
+     * pool back. */
     size_t from_arenas = u.heap.counts.pools_from_arenas;
     unit_free(&u, unit_malloc(&u, 512));
     assert_int_equal(u.heap.counts.pools_from_arenas, from_arenas + 1);
+    r31 = u.heap.usedpools[31];
+    for (int i = 0; i < 64; i++) /* pools back to the arenas, dirty */
+        live[i] = unit_malloc(&u, 480);
+    for (int i = 0; i < 64; i++)
+        unit_free(&u, live[i]);
+    assert_ptr_not_equal(u.arenas.dirty, NULL);
+    fake_now += 200;
+    unit_free(&u, unit_malloc(&u, 32));
+    assert_int_equal(u.arenas.ticks, ticks + 3);
+    assert_true(u.heap.expire_armed);
+    assert_true(u.arenas.expiring);
+    assert_ptr_equal(u.heap.usedpools[31], r31);
+    obmi_arenas_purge_all(&u.arenas);
+    assert_ptr_equal(u.arenas.dirty, NULL);
+    assert_int_not_equal(u.arenas.due_ms, UINT64_MAX);
+    fake_now += 200;
+    unit_free(&u, unit_malloc(&u, 48));
+    assert_int_equal(u.arenas.ticks, ticks + 4);
+    assert_false(u.heap.expire_armed);
+    assert_ptr_equal(u.heap.usedpools[31], &obmi_pool_empty);
+    unit_check(&u);
+    check(&u.arenas);
+
     unit_free(&u, z);
     unit_free(&u, w);
+    unit_free(&u, v);
     assert_true(obmi_heap_trim(&u.heap));
     assert_int_equal(u.arenas.narenas_current, 0);
 }
