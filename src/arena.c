@@ -6,8 +6,10 @@
  *    so lightly used arenas drain and can be unmapped.
  *  - nfp2lasta[n] is the last arena in `usable` with nfreepools == n, or
  *    NULL; with it one pool moving in or out re-sorts in O(1).
- *  - at most arena_keep arenas have all 64 pools free (the spares, at
- *    the tail); nspare counts them.
+ *  - the arenas with all 64 pools free (the spares) are at the tail;
+ *    nspare counts them; more than arena_keep (at most
+ *    OBMI_SPARES_WAITING more) only while the decay runs: they wait for a
+ *    tick (purge.c); spare_old only on a spare.
  *  - an arena's free pools are dirty | purged | [nfresh, 64), disjoint;
  *    dirty_old is a subset of dirty; an arena is on the `dirty` list
  *    (purge.c) exactly when its dirty mask is not zero.
@@ -178,8 +180,10 @@ obmi_pool *obmi_arenas_take_pool(obmi_arenas *arenas)
     /* ao is the head, so it has the fewest free pools: it stays the head
      * with one fewer, and no other arena shares its new count. */
     uint32_t nf = ao->nfreepools;
-    if (nf == OBMI_POOLS_PER_ARENA)
+    if (nf == OBMI_POOLS_PER_ARENA) {
         arenas->nspare--;
+        ao->spare_old = false;
+    }
     if (arenas->nfp2lasta[nf] == ao)
         arenas->nfp2lasta[nf] = NULL;
     ao->nfreepools = nf - 1;
@@ -195,6 +199,8 @@ obmi_pool *obmi_arenas_take_pool(obmi_arenas *arenas)
     return pool;
 }
 
+static size_t release_spares(obmi_arenas *arenas, size_t keep);
+
 void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool)
 {
     obmi_arena *ao = obmi_pool_arena(pool);
@@ -206,13 +212,15 @@ void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool)
     arenas->dirtied = true;
 
     if (nf + 1 == OBMI_POOLS_PER_ARENA) {
-        if (arenas->nspare >= arenas->arena_keep) {
-            /* Enough entirely free arenas are kept already. */
+        if (arenas->nspare >= arenas->arena_keep && arenas->purge_delay_ms <= 0) {
+            /* Enough spares are kept already, and no decay: unmap it now. */
             if (nf > 0)
                 arena_unlink_usable(arenas, ao);
             arena_empty_to_released(arenas, ao);
             return;
         }
+        if (arenas->nspare >= arenas->arena_keep + OBMI_SPARES_WAITING)
+            release_spares(arenas, arenas->nspare - 1); /* the oldest goes now */
         arenas->nspare++;
     }
     if (nf == 0) {
@@ -257,6 +265,24 @@ static size_t release_spares(obmi_arenas *arenas, size_t keep)
 size_t obmi_arenas_release_empty(obmi_arenas *arenas)
 {
     return release_spares(arenas, 0);
+}
+
+/* At a decay tick: unmap, oldest first, the spares beyond arena_keep that
+ * were spares at the last tick too; the spares left become old. */
+void obmi_arenas_decay_spares(obmi_arenas *arenas)
+{
+    obmi_arena *ao = arenas->nfp2lasta[OBMI_POOLS_PER_ARENA];
+    while (ao != NULL && ao->nfreepools == OBMI_POOLS_PER_ARENA) {
+        obmi_arena *prev = ao->prevarena;
+        if (ao->spare_old && arenas->nspare > arenas->arena_keep) {
+            arena_unlink_usable(arenas, ao);
+            arena_empty_to_released(arenas, ao);
+            arenas->nspare--;
+        } else {
+            ao->spare_old = true;
+        }
+        ao = prev;
+    }
 }
 
 /* The purge policy, from the options: arenas may exist already (malloc can
@@ -321,6 +347,8 @@ bool obmi_arenas_check(const obmi_arenas *arenas)
         prevnf = ao->nfreepools;
         last[ao->nfreepools] = ao;
         nspare += ao->nfreepools == OBMI_POOLS_PER_ARENA;
+        if (ao->spare_old && ao->nfreepools != OBMI_POOLS_PER_ARENA)
+            return false;
         nusable++;
     }
     for (size_t n = 0; n <= OBMI_POOLS_PER_ARENA; n++)
@@ -343,8 +371,8 @@ bool obmi_arenas_check(const obmi_arenas *arenas)
         prev = ao;
     }
     return prev == arenas->dirtylast && ndirty == 0 && nspare == arenas->nspare &&
-           nspare <= arenas->arena_keep && nusable == 0 && nall == arenas->narenas_current &&
-           npurged == arenas->pools_purged;
+           nspare <= arenas->arena_keep + (arenas->purge_delay_ms > 0 ? OBMI_SPARES_WAITING : 0) &&
+           nusable == 0 && nall == arenas->narenas_current && npurged == arenas->pools_purged;
 }
 
 size_t obmi_arenas_count_usable(const obmi_arenas *arenas)

@@ -288,6 +288,7 @@ void obmi_arenas_init(obmi_arenas *arenas);            /* OBMI_ARENAS_DEFAULTS *
 obmi_pool *obmi_arenas_take_pool(obmi_arenas *arenas); /* NULL + ENOMEM */
 void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool);
 size_t obmi_arenas_release_empty(obmi_arenas *arenas); /* unmaps every spare: how many */
+void obmi_arenas_decay_spares(obmi_arenas *arenas);    /* at a tick: old spares beyond keep */
 void obmi_arenas_configure(obmi_arenas *arenas, long purge_delay_ms, unsigned advice,
                            uint32_t keep); /* the policy; spares beyond keep go */
 bool obmi_arena_check(const obmi_arena *arena);

@@ -36,7 +36,7 @@ static const obmi_option_info option_table[OBMI_OPTION_COUNT] = {
                                   "memory)"},
     [OBMI_OPTION_ARENA_KEEP] = {"OBM_ARENA_KEEP", OBMI_OPTION_INT, 1, 0, 1024, NULL,
                                 "entirely free arenas kept mapped (their pages are purged like "
-                                "any free pool's); more are unmapped at once"},
+                                "any free pool's); more are unmapped on the decay clock"},
     [OBMI_OPTION_ON_ERROR] = {"OBM_ON_ERROR", OBMI_OPTION_WORD, OBMI_ON_ERROR_ABORT, 0, 1,
                               on_error_words,
                               "on an invalid pointer, a double free or a corrupted free list: "

@@ -71,10 +71,17 @@ static size_t arena_purge(obmi_arenas *arenas, obmi_arena *ao, uint64_t mask)
     return n;
 }
 
+/* Something waits for a tick: a dirty pool, a spare arena beyond
+ * arena_keep, or a heap's expiry. */
+static bool tick_wanted(const obmi_arenas *arenas)
+{
+    return arenas->dirty != NULL || arenas->expiring || arenas->nspare > arenas->arena_keep;
+}
+
 /* Publishes when the next tick is due, for obmi_arenas_decay_due. */
 static void set_due(obmi_arenas *arenas)
 {
-    bool idle = (arenas->dirty == NULL && !arenas->expiring) || arenas->purge_delay_ms <= 0;
+    bool idle = !tick_wanted(arenas) || arenas->purge_delay_ms <= 0;
     atomic_store_explicit(&arenas->due_ms, idle ? UINT64_MAX : arenas->next_tick_ms,
                           memory_order_relaxed);
 }
@@ -98,12 +105,14 @@ static uint64_t clock_now(const obmi_arenas *arenas)
     return arenas->clock != NULL ? arenas->clock() : obmi_os_clock_ms();
 }
 
-/* One decay step: purge the pools that were dirty at the last tick too
- * (or every dirty pool, when nothing went dirty for a whole delay), then
- * the dirty pools left become the old generation. */
+/* One decay step: unmap the spares beyond arena_keep that were spares at
+ * the last tick too (their pools need no madvise then); purge the pools
+ * that were dirty at the last tick too (or every dirty pool, when nothing
+ * went dirty for a whole delay); what is left becomes the old generation. */
 static void decay_tick(obmi_arenas *arenas, uint64_t now)
 {
     uint64_t delay = (uint64_t)arenas->purge_delay_ms;
+    obmi_arenas_decay_spares(arenas);
     bool all = now - arenas->last_dirtied_ms >= delay;
     obmi_arena *ao = arenas->dirty;
     while (ao != NULL) {
@@ -126,7 +135,7 @@ static void decay_locked(obmi_arenas *arenas, uint64_t now)
     long delay = arenas->purge_delay_ms;
     if (arenas->dirty != NULL && delay == 0) {
         obmi_arenas_purge_all(arenas);
-    } else if ((arenas->dirty != NULL || arenas->expiring) && delay > 0) {
+    } else if (tick_wanted(arenas) && delay > 0) {
         if (now == 0)
             now = clock_now(arenas);
         if (arenas->dirtied)

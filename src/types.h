@@ -76,9 +76,17 @@
  *   resident), `purged` (emptied, then given back), and the untouched pools
  *   [nfresh, 64). A pool is taken from them in that order, lowest address
  *   first, so resident pages are reused before any page is faulted in.
- *   An arena whose 64 pools are all free is unmapped unless arena_keep
- *   (OBM_ARENA_KEEP, default 1) such arenas are not yet kept: a loop at an
- *   arena boundary does not map and unmap every time (also bpo-37257).
+ *   An arena whose 64 pools are all free (a spare) is unmapped on the decay
+ *   clock (PURGE): a tick unmaps the spares that were spares at the tick
+ *   before too, oldest first, while more than arena_keep (OBM_ARENA_KEEP,
+ *   default 1) are left. So an arena emptied now and needed again soon is
+ *   not unmapped and mapped in the same breath, and a loop at an arena
+ *   boundary never maps and unmaps (also bpo-37257). At most
+ *   OBMI_SPARES_WAITING spares beyond arena_keep wait: past that the
+ *   oldest is unmapped at once, so a program that frees most of its memory
+ *   gives it back without waiting for a tick (there is no thread to make
+ *   one), and the backing allocator can map it again. With no decay
+ *   (purge_delay_ms 0 or -1) a spare beyond arena_keep is unmapped at once.
  *
  * PURGE (purge.c)
  *
@@ -157,6 +165,7 @@
 #define OBMI_ARENA_SIZE      OBM_ARENA_SIZE
 #define OBMI_ARENA_SHIFT     18
 #define OBMI_POOLS_PER_ARENA (OBMI_ARENA_SIZE / OBMI_POOL_SIZE)
+#define OBMI_SPARES_WAITING  4 /* spares beyond arena_keep waiting for a tick (ARENAS) */
 
 /* Arena map: user addresses below 2^48, split into root and leaf indexes. */
 #define OBMI_ADDRESS_BITS  48
@@ -217,6 +226,7 @@ struct obmi_arena {
     uint64_t purged;       /* pools free in this arena and given back to the OS */
     uint32_t nfreepools;   /* dirty + purged + untouched pools */
     uint32_t nfresh;       /* pools [nfresh, 64) are UNUSED (untouched) */
+    bool spare_old;        /* all 64 pools free at the last decay tick too */
     obmi_arena *nextarena; /* usable list link, or free-object list link */
     obmi_arena *prevarena; /* usable list link */
     obmi_arena *allnext;   /* every arena of the manager, in creation order */
@@ -242,14 +252,14 @@ struct obmi_arenas {
     obmi_arena *nfp2lasta[OBMI_POOLS_PER_ARENA + 1]; /* last in usable with n free */
     obmi_arena *all;                                 /* every mapped arena */
     obmi_arena *dirty, *dirtylast;                   /* arenas with dirty pools */
-    size_t nspare;                                   /* arenas with all 64 pools free */
+    size_t nspare;                                   /* spares: arenas with all 64 pools free */
     size_t narenas_current;                          /* mapped now */
     size_t narenas_highwater;                        /* most mapped at once */
     size_t narenas_allocated_total;                  /* arenas mapped, ever */
     size_t narenas_released_total;                   /* arenas unmapped, ever */
     /* purge policy, set by obmi_arenas_init or obmi_init */
     long purge_delay_ms;     /* purge pools free this long; 0 at once, -1 never */
-    uint32_t arena_keep;     /* entirely free arenas kept mapped */
+    uint32_t arena_keep;     /* entirely free arenas kept mapped past the decay */
     uint8_t purge_advice;    /* enum obmi_purge_advice */
     bool dirtied;            /* a pool became dirty since the last decay check */
     uint64_t (*clock)(void); /* milliseconds, monotonic; tests inject their own */

@@ -1,5 +1,6 @@
 /* The arena manager: pools in and out, fullest-first ordering with
- * nfp2lasta, release of empty arenas and the one spare. */
+ * nfp2lasta, release of empty arenas and the one spare. With no decay, so
+ * a spare beyond the keep goes at once (test_purge.c follows the decay). */
 #include <stdlib.h>
 
 #include "unit.h"
@@ -13,6 +14,12 @@ static obmi_pool *take(obmi_arenas *a)
     return pool;
 }
 
+static void manager_init(obmi_arenas *a)
+{
+    obmi_arenas_init(a);
+    a->purge_delay_ms = -1;
+}
+
 static void give(obmi_arenas *a, obmi_pool *pool)
 {
     obmi_arenas_return_pool(a, pool);
@@ -23,7 +30,7 @@ static void test_pools_fill_an_arena_first(void **state)
 {
     (void)state;
     obmi_arenas a;
-    obmi_arenas_init(&a);
+    manager_init(&a);
     obmi_pool *pools[OBMI_POOLS_PER_ARENA + 1];
     for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++) {
         pools[i] = take(&a);
@@ -50,7 +57,7 @@ static void test_fullest_first(void **state)
 {
     (void)state;
     obmi_arenas a;
-    obmi_arenas_init(&a);
+    manager_init(&a);
     obmi_pool *p[3][OBMI_POOLS_PER_ARENA];
     for (int k = 0; k < 3; k++)
         for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++)
@@ -80,7 +87,7 @@ static void test_ties(void **state)
 {
     (void)state;
     obmi_arenas a;
-    obmi_arenas_init(&a);
+    manager_init(&a);
     obmi_pool *p[4][OBMI_POOLS_PER_ARENA];
     for (int k = 0; k < 4; k++)
         for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++)
@@ -101,7 +108,7 @@ static void test_random_walk(void **state)
 {
     (void)state;
     obmi_arenas a;
-    obmi_arenas_init(&a);
+    manager_init(&a);
     enum { N = 600 };
     obmi_pool *live[N];
     size_t nlive = 0;
@@ -134,7 +141,7 @@ static void test_no_thrash_at_boundary(void **state)
 {
     (void)state;
     obmi_arenas a;
-    obmi_arenas_init(&a);
+    manager_init(&a);
     obmi_pool *p[OBMI_POOLS_PER_ARENA];
     for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++)
         p[i] = take(&a);
@@ -154,7 +161,7 @@ static void test_reuse_before_fresh(void **state)
 {
     (void)state;
     obmi_arenas a;
-    obmi_arenas_init(&a);
+    manager_init(&a);
     obmi_pool *x = take(&a), *y = take(&a);
     give(&a, x);
     assert_ptr_equal(take(&a), x);

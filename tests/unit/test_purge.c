@@ -636,7 +636,19 @@ static void test_arena_keep_zero(void **state)
     expect_counts(&a, 1, 1, 1);
     give(&a, p[0]);
     decay_at(&a, 1050);
-    give(&a, p[2]); /* the last one: unmapped at once */
+    give(&a, p[2]); /* the last one: a spare beyond the keep, waiting for a tick */
+    assert_int_equal(a.nspare, 1);
+    assert_int_equal(a.narenas_current, 1);
+    decay_at(&a, 1099);
+    assert_int_equal(a.narenas_current, 1);
+    decay_at(&a, 1100); /* the first tick that sees it: old; its pools are young */
+    assert_int_equal(a.narenas_current, 1);
+    assert_true(a.usable->spare_old);
+    expect_counts(&a, 1, 1, 1);
+    assert_int_not_equal(atomic_load(&a.due_ms), UINT64_MAX); /* it waits for a tick */
+    decay_at(&a, 1149);
+    assert_int_equal(a.narenas_current, 1);
+    decay_at(&a, 1150); /* a spare at two ticks: unmapped, with no madvise first */
     assert_int_equal(a.narenas_current, 0);
     assert_int_equal(a.narenas_released_total, 1);
     assert_int_equal(a.nspare, 0);
@@ -644,19 +656,81 @@ static void test_arena_keep_zero(void **state)
     assert_null(a.all);
     assert_null(a.dirty);
     expect_counts(&a, 0, 1, 1);
+    assert_int_equal(atomic_load(&a.due_ms), UINT64_MAX);
     unsigned reads = clock_reads;
     decay_at(&a, 2000);
     assert_int_equal(clock_reads, reads);
 
+    /* A spare taken again before its second tick is not unmapped. */
+    obmi_pool *q = take(&a, 0);
+    give(&a, q);
+    decay_at(&a, 2000); /* a tick: the spare is old */
+    assert_true(a.usable->spare_old);
+    q = take(&a, 0);
+    assert_false(obmi_pool_arena(q)->spare_old);
+    decay_at(&a, 2050); /* nothing waits: no tick */
+    assert_int_equal(a.narenas_current, 1);
+    give(&a, q);
+    decay_at(&a, 2050); /* a tick: the spare again, old at once */
+    assert_true(a.usable->spare_old);
+    decay_at(&a, 2099);
+    assert_int_equal(a.narenas_current, 1);
+    decay_at(&a, 2100); /* one delay after it emptied */
+    assert_int_equal(a.narenas_current, 0);
+    assert_int_equal(a.narenas_allocated_total, 2);
+    assert_int_equal(a.narenas_released_total, 2);
+    assert_false(obmi_arenas_trim(&a));
+}
+
+/* At most OBMI_SPARES_WAITING spares beyond the keep wait for the decay:
+ * as a sixth arena empties, the oldest spare is unmapped at once. */
+static void test_spares_waiting_bounded(void **state)
+{
+    (void)state;
+    obmi_arenas a;
+    manager_init(&a, 50);
+    a.arena_keep = 1;
+    enum { K = OBMI_SPARES_WAITING + 2 };
+    obmi_pool *p[K][OBMI_POOLS_PER_ARENA];
+    uintptr_t base[K];
+    for (int k = 0; k < K; k++) {
+        for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++)
+            p[k][i] = take(&a, 0);
+        base[k] = obmi_pool_arena(p[k][0])->base;
+    }
+    for (int k = 0; k < K; k++) {
+        for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++)
+            give(&a, p[k][i]);
+        assert_int_equal(a.nspare, k < K - 1 ? (size_t)k + 1 : (size_t)K - 1);
+    }
+    assert_int_equal(a.narenas_current, K - 1);
+    assert_int_equal(a.narenas_released_total, 1);
+    assert_false(is_mapped(&a, base[0])); /* the oldest */
+    for (int k = 1; k < K; k++)
+        assert_true(is_mapped(&a, base[k]));
+    decay_at(&a, 1000);
+    decay_at(&a, 1050);
+    assert_int_equal(a.narenas_current, 1);
+    assert_true(is_mapped(&a, base[K - 1])); /* the newest is the one kept */
+    assert_int_equal(a.nspare, 1);
+}
+
+/* With no decay (delay 0: purge at once) a spare beyond the keep goes at
+ * once, in the same call that returns its last pool. */
+static void test_arena_keep_zero_no_decay(void **state)
+{
+    (void)state;
+    obmi_arenas a;
+    manager_init(&a, 0);
+    a.arena_keep = 0;
     for (int i = 0; i < 3; i++) {
         obmi_pool *q = take(&a, 0);
         give(&a, q);
-        decay_at(&a, 2000);
         assert_int_equal(a.narenas_current, 0);
+        assert_int_equal(a.nspare, 0);
     }
-    assert_int_equal(a.narenas_allocated_total, 4);
-    assert_int_equal(a.narenas_released_total, 4);
-    assert_false(obmi_arenas_trim(&a));
+    assert_int_equal(a.narenas_allocated_total, 3);
+    assert_int_equal(a.narenas_released_total, 3);
 }
 
 static void test_arena_keep_three(void **state)
@@ -680,25 +754,32 @@ static void test_arena_keep_three(void **state)
             give(&a, p[k][i]);
             decay_at(&a, 1000);
             if (i == OBMI_POOLS_PER_ARENA - 1)
-                assert_int_equal(a.nspare, k < 3 ? (size_t)k + 1 : 3);
+                assert_int_equal(a.nspare, (size_t)k + 1);
         }
-    assert_int_equal(a.narenas_current, 3);
-    assert_int_equal(a.narenas_released_total, 1);
-    assert_int_equal(a.nspare, 3);
-    for (int k = 0; k < 3; k++)
-        assert_true(is_mapped(&a, base[k]));
-    assert_false(is_mapped(&a, base[3]));
+    /* Four spares, one beyond the keep: it waits for the decay. */
+    assert_int_equal(a.narenas_current, K);
     assert_ptr_equal(a.nfp2lasta[OBMI_POOLS_PER_ARENA]->nextarena, NULL);
-    assert_int_equal(obmi_arenas_count_usable(&a), 3);
+    assert_int_equal(obmi_arenas_count_usable(&a), K);
 
-    /* The kept arenas' pools decay like any others: one call per arena. */
+    /* Their pools decay like any others: one call per arena. */
     decay_at(&a, 1049);
     expect_counts(&a, 0, 0, 0);
     decay_at(&a, 1050);
-    expect_counts(&a, 192, 192, 3);
+    expect_counts(&a, 256, 256, 4);
+    assert_int_equal(a.narenas_current, K);
+    /* At the next tick the oldest spare, arena 0, is unmapped. */
+    decay_at(&a, 1100);
+    assert_int_equal(a.narenas_current, 3);
+    assert_int_equal(a.narenas_released_total, 1);
+    assert_int_equal(a.nspare, 3);
+    assert_false(is_mapped(&a, base[0]));
+    for (int k = 1; k < K; k++)
+        assert_true(is_mapped(&a, base[k]));
+    expect_counts(&a, 192, 256, 4);
     assert_null(a.dirty);
     for (const obmi_arena *ao = a.all; ao != NULL; ao = ao->allnext)
         expect_masks(ao, 0, 0, ~UINT64_C(0));
+    assert_int_equal(atomic_load(&a.due_ms), UINT64_MAX); /* the keep: nothing waits */
 
     /* A kept, purged arena serves again: its lowest purged pool. */
     obmi_arena *head = a.usable;
@@ -716,7 +797,7 @@ static void test_arena_keep_three(void **state)
     assert_int_equal(a.narenas_released_total, 4);
     assert_int_equal(a.nspare, 0);
     assert_null(a.usable);
-    expect_counts(&a, 0, 192, 3);
+    expect_counts(&a, 0, 256, 4);
     assert_false(obmi_arenas_trim(&a));
 }
 
@@ -999,6 +1080,8 @@ int main(void)
         cmocka_unit_test(test_take_order),
         cmocka_unit_test(test_malloc_reuses_purged_pool),
         cmocka_unit_test(test_arena_keep_zero),
+        cmocka_unit_test(test_arena_keep_zero_no_decay),
+        cmocka_unit_test(test_spares_waiting_bounded),
         cmocka_unit_test(test_arena_keep_three),
         cmocka_unit_test(test_random_walk_delay_zero),
         cmocka_unit_test(test_random_walk_decay),
