@@ -13,7 +13,8 @@ memory back costs in time and saves in memory.
 
   raw.json      every sample, plus the machine and allocator versions
   results.csv   item, metric, allocator, median, min, max, samples
-  table.md      the Markdown table the README quotes
+  table.md      the Markdown table the README quotes, and obm's slow paths
+                per 1,000 operations of each speed benchmark (a second table)
   *.png         bar charts and the churn run's RSS over time (gnuplot)
 
 Usage: run.py --build BUILD_DIR --out DIR [--quick] [--reps N] [--only GROUPS]
@@ -51,6 +52,15 @@ SERVED_BY = {"glibc": (0, "glibc "), "jemalloc": (2, "jemalloc "), "mimalloc": (
 
 # obm with an option changed, run beside obm in full runs: name -> environment.
 VARIANTS = {"obm-nopurge": {"OBM_PURGE_DELAY_MS": "-1"}}
+
+# obm's slow paths, counted by bench/speed.cc (SlowPaths) under obm as
+# counters obm_<kind>: kind -> column of the slow-path table.
+SLOW_KINDS = [("slow_mallocs", "slow mallocs"), ("slow_frees", "slow frees"),
+              ("carves", "carves"), ("remote_collects", "remote lists taken in"),
+              ("pools_used_to_full", "pools used -> full"),
+              ("pools_full_to_used", "pools full -> used"), ("pools_emptied", "pools emptied"),
+              ("pools_from_arenas", "pools from arenas"), ("pools_to_arenas", "pools to arenas"),
+              ("arenas_mapped", "arenas mapped"), ("arenas_unmapped", "arenas unmapped")]
 
 # glibc's simple-bench shape in bench/speed.cc: (order, size, batch length).
 SIMPLE = [(o, s, n) for o in ("fifo", "lifo") for s in (16, 32, 64) for n in (25, 100, 400, 1600)]
@@ -243,6 +253,11 @@ def run_speed(build, allocs, quick, rep, samples):
             if b["name"].startswith(SPEED_TRANSFER):
                 samples.add("speed", b["name"], label, "M objects/s", name, ips / 1e6)
             samples.add("speed", b["name"] + ":ns", label, "ns/op", name, 1e9 / ips)
+            if name == "obm":
+                for kind, _ in SLOW_KINDS:
+                    if "obm_" + kind in b:
+                        samples.add("slowpaths", b["name"] + ":" + kind, label,
+                                    "per 1,000 ops", name, b["obm_" + kind])
         log(f"  speed under {name}: {len(data['benchmarks'])} benchmarks")
 
 
@@ -417,7 +432,8 @@ def fmt(x):
 def write_table(rows, names, path, machine, quick):
     by = {}
     for r in rows:
-        by.setdefault((r["item"], r["metric"]), {})[r["allocator"]] = r
+        if r["item"] != "slowpaths":
+            by.setdefault((r["item"], r["metric"]), {})[r["allocator"]] = r
     peers = [n for n in names if n not in ("obm", "pymalloc", "obm-linked") and n not in VARIANTS]
     lines = [f"Medians of {machine['reps']} interleaved runs{' (quick subset)' if quick else ''}, "
              f"{machine['date']}, {machine['cpu']} ({machine['cores']} cores), "
@@ -453,13 +469,36 @@ def write_table(rows, names, path, machine, quick):
             ratio_linked = f" {per['obm-linked']['median'] / own['median']:.2f} |" if ok else "  |"
         lines.append(f"| {any_row['label']} | {unit} | " + " | ".join(cells)
                      + f" | {ratio_glibc} | {ratio_best} |" + ratio_variants + ratio_linked)
-    noisy = sorted((r for r in rows if r["n"] > 1), key=lambda r: -r["spread_pct"])[:5]
+    lines += slow_path_table(rows)
+    noisy = sorted((r for r in rows if r["n"] > 1 and r["item"] != "slowpaths"),
+                   key=lambda r: -r["spread_pct"])[:5]
     if noisy:
         lines += ["", "Noisiest (min-max spread over the runs, % of the median): "
                   + "; ".join(f"{r['label']} under {r['allocator']}: {r['spread_pct']:.0f}%"
                               for r in noisy) + "."]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
+
+
+def slow_path_table(rows):
+    """obm's slow paths per 1,000 operations: one row per speed benchmark."""
+    bench = {}
+    for r in rows:
+        if r["item"] == "slowpaths" and r["allocator"] == "obm":
+            name, kind = r["metric"].rsplit(":", 1)
+            bench.setdefault(name, {"label": r["label"]})[kind] = r["median"]
+    if not bench:
+        return []
+    lines = ["", "obm's slow paths per 1,000 operations of each speed benchmark (medians; the "
+             "counts of `obm_stats_get` before and after, set-up included; threaded rows "
+             "of google-benchmark's own threads are not counted):", "",
+             "| benchmark | " + " | ".join(col for _, col in SLOW_KINDS) + " |",
+             "|" + "---|" * (len(SLOW_KINDS) + 1)]
+    for counts in bench.values():
+        lines.append(f"| {counts['label']} | "
+                     + " | ".join(f"{counts[k]:.3g}" if k in counts else "" for k, _ in SLOW_KINDS)
+                     + " |")
+    return lines
 
 
 CSV_FIELDS = ["item", "metric", "allocator", "median", "min", "max", "n", "spread_pct", "unit",

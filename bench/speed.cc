@@ -23,9 +23,12 @@
  *
  * The context of the JSON output names the allocator actually in use
  * ("allocator": obm, jemalloc ..., found with dlsym), so a runner can check
- * that the preload took (bench/run.py does).
+ * that the preload took (bench/run.py does). Under obm each benchmark also
+ * reports obm's slow paths per 1,000 operations as counters (SlowPaths).
  */
 #include <benchmark/benchmark.h>
+
+#include "obm.h"
 
 #include <dlfcn.h>
 #include <gnu/libc-version.h>
@@ -70,6 +73,65 @@ struct Rng {
     }
 };
 
+/* obm's slow paths while a benchmark runs, per 1,000 of its operations,
+ * as counters named obm_<kind> (bench/run.py tabulates them). Only when obm
+ * serves malloc (obm_stats_get found with dlsym: the binary does not link
+ * obm) and google-benchmark runs the benchmark on one thread (threads the
+ * benchmark makes itself are counted: the statistics are process-wide).
+ * Read before and after the whole benchmark function, outside its timed
+ * loop; its set-up is included, a few slow paths against millions of
+ * operations. */
+class SlowPaths
+{
+  public:
+    explicit SlowPaths(benchmark::State &state) : state_(state)
+    {
+        if (state.threads() == 1)
+            get_ = (Get)dlsym(RTLD_DEFAULT, "obm_stats_get");
+        if (get_ != nullptr && !read(before_))
+            get_ = nullptr;
+    }
+    ~SlowPaths()
+    {
+        obm_stats_t after;
+        if (get_ == nullptr || state_.items_processed() <= 0 || !read(after))
+            return;
+        const double per_kop = 1000.0 / (double)state_.items_processed();
+        for (const Kind &k : kKinds)
+            state_.counters[k.name] = (double)(after.*k.field - before_.*k.field) * per_kop;
+    }
+    SlowPaths(const SlowPaths &) = delete;
+    SlowPaths &operator=(const SlowPaths &) = delete;
+
+  private:
+    using Get = int (*)(obm_stats_t *);
+    struct Kind {
+        const char *name;
+        size_t obm_stats_t::*field;
+    };
+    static constexpr Kind kKinds[] = {
+        {"obm_slow_mallocs", &obm_stats_t::slow_mallocs_total},
+        {"obm_slow_frees", &obm_stats_t::slow_frees_total},
+        {"obm_carves", &obm_stats_t::carves_total},
+        {"obm_remote_collects", &obm_stats_t::remote_collects_total},
+        {"obm_pools_used_to_full", &obm_stats_t::pools_used_to_full_total},
+        {"obm_pools_full_to_used", &obm_stats_t::pools_full_to_used_total},
+        {"obm_pools_emptied", &obm_stats_t::pools_emptied_total},
+        {"obm_pools_from_arenas", &obm_stats_t::pools_from_arenas_total},
+        {"obm_pools_to_arenas", &obm_stats_t::pools_to_arenas_total},
+        {"obm_arenas_mapped", &obm_stats_t::arenas_allocated_total},
+        {"obm_arenas_unmapped", &obm_stats_t::arenas_released_total},
+    };
+    bool read(obm_stats_t &s) const
+    {
+        s.size = sizeof s;
+        return get_(&s) == 0;
+    }
+    benchmark::State &state_;
+    Get get_ = nullptr;
+    obm_stats_t before_;
+};
+
 constexpr size_t kLiveBlocks = 10000; /* the live set of BM_pair_live */
 constexpr size_t kRingSlots = 1000;   /* live slots of the churn rings */
 constexpr size_t kSizeTable = 8192;   /* pre-generated sizes, a power of two */
@@ -109,6 +171,7 @@ void pairs(benchmark::State &state)
 /* Pairs with 10,000 live blocks of mixed small sizes around. */
 void BM_pair_live(benchmark::State &state)
 {
+    SlowPaths slow_paths(state);
     std::vector<void *> live = alloc_live_set();
     pairs(state);
     free_all(live);
@@ -119,6 +182,7 @@ void BM_pair_live(benchmark::State &state)
  * page (pool, run, span) back on every free pays for it here. */
 void BM_pair_alone(benchmark::State &state)
 {
+    SlowPaths slow_paths(state);
     pairs(state);
     state.SetLabel("op = malloc+free pair, nothing else live");
 }
@@ -127,6 +191,7 @@ void BM_pair_alone(benchmark::State &state)
  * (pre-shuffled) order; op = one malloc or one free, 2N per iteration. */
 void BM_batch_random(benchmark::State &state)
 {
+    SlowPaths slow_paths(state);
     const size_t n = (size_t)state.range(0);
     std::vector<uint32_t> sizes(n);
     std::vector<uint32_t> order(n);
@@ -156,6 +221,7 @@ void BM_batch_random(benchmark::State &state)
  * free are in the time, not in the count). */
 void BM_realloc_chain(benchmark::State &state)
 {
+    SlowPaths slow_paths(state);
     constexpr size_t kFirst = 16, kLast = 4096, kStep = 16;
     constexpr int64_t kReallocs = (kLast - kFirst) / kStep;
     for (auto _ : state) {
@@ -174,6 +240,7 @@ void BM_realloc_chain(benchmark::State &state)
 /* calloc(1, size) + free, touching the first byte; op = one pair. */
 void BM_calloc(benchmark::State &state)
 {
+    SlowPaths slow_paths(state);
     const size_t size = (size_t)state.range(0);
     for (auto _ : state) {
         void *p = calloc(1, size);
@@ -211,6 +278,7 @@ void ring_churn(benchmark::State &state, const std::vector<uint32_t> &sizes)
 /* Every thread churns its own ring, sizes 16..512; nothing is shared. */
 void BM_churn_private(benchmark::State &state)
 {
+    SlowPaths slow_paths(state);
     std::vector<uint32_t> sizes(kSizeTable);
     Rng rng(100 + (uint64_t)state.thread_index());
     for (auto &s : sizes)
@@ -223,6 +291,7 @@ void BM_churn_private(benchmark::State &state)
  * 10% 513..4096 (what obm hands to its backing allocator). */
 void BM_mixed_large_tail(benchmark::State &state)
 {
+    SlowPaths slow_paths(state);
     std::vector<uint32_t> sizes(kSizeTable);
     Rng rng(3);
     for (auto &s : sizes)
@@ -422,6 +491,7 @@ uint64_t bignum_checksum(const std::vector<Num> &v)
 
 void BM_bignum(benchmark::State &state)
 {
+    SlowPaths slow_paths(state);
     HeapLimbs heap;
     std::vector<Num> v = bignum_init(heap);
     Rng rng(6);
@@ -478,11 +548,13 @@ void simple_batches(benchmark::State &state, bool lifo)
 
 void BM_simple_fifo(benchmark::State &state)
 {
+    SlowPaths slow_paths(state);
     simple_batches(state, false);
 }
 
 void BM_simple_lifo(benchmark::State &state)
 {
+    SlowPaths slow_paths(state);
     simple_batches(state, true);
 }
 
@@ -587,6 +659,7 @@ void pin_to_nth_cpu(const cpu_set_t &mask, int n)
  * a 2-CPU VM: unpinned runs swung between those two regimes). */
 void BM_producer_consumer(benchmark::State &state)
 {
+    SlowPaths slow_paths(state);
     constexpr uint64_t kObjects = 1000000;
     cpu_set_t mask;
     sched_getaffinity(0, sizeof mask, &mask);
@@ -684,12 +757,14 @@ void checked_ring_churn(benchmark::State &state, uint32_t (*size)(Rng &))
 
 void BM_churn_linear(benchmark::State &state)
 {
+    SlowPaths slow_paths(state);
     checked_ring_churn(state, size_linear);
     state.SetLabel("op = free+malloc pair per thread (ring of 1024, 8..16000 B, linear drop-off)");
 }
 
 void BM_churn_invsq(benchmark::State &state)
 {
+    SlowPaths slow_paths(state);
     checked_ring_churn(state, size_inverse_square);
     state.SetLabel("op = free+malloc pair per thread (ring of 1024, 4..32768 B, 1/size^2)");
 }
@@ -776,6 +851,7 @@ uint64_t batch_drain(Batch *b)
  * one. */
 void BM_handoff(benchmark::State &state)
 {
+    SlowPaths slow_paths(state);
     const size_t nthreads = (size_t)state.range(0);
     constexpr size_t kHandoffDepth = 8;
     const size_t rounds = 1000000 / kBatchObjects / nthreads;
@@ -828,6 +904,7 @@ void BM_handoff(benchmark::State &state)
  * frees any producer's blocks. 1M objects in all; op = one object. */
 void BM_mpmc(benchmark::State &state)
 {
+    SlowPaths slow_paths(state);
     constexpr size_t kProducers = 2, kConsumers = 2, kInFlight = 64;
     constexpr size_t kRounds = 1000000 / kBatchObjects / kProducers;
     cpu_set_t mask;
