@@ -62,6 +62,9 @@ SLOW_KINDS = [("slow_mallocs", "slow mallocs"), ("slow_frees", "slow frees"),
               ("pools_from_arenas", "pools from arenas"), ("pools_to_arenas", "pools to arenas"),
               ("arenas_mapped", "arenas mapped"), ("arenas_unmapped", "arenas unmapped")]
 
+# The script shapes of bench/runtimes/shapes.py, run in the CPython host.
+PYTHON_SHAPES = ["classes", "cycles", "text", "tuples"]
+
 # glibc's simple-bench shape in bench/speed.cc: (order, size, batch length).
 SIMPLE = [(o, s, n) for o in ("fifo", "lifo") for s in (16, 32, 64) for n in (25, 100, 400, 1600)]
 
@@ -357,7 +360,8 @@ def run_real(srcdir, allocs, quick, rep, samples, outputs):
 def run_runtimes(build, srcdir, allocs, quick, rep, samples, outputs, out_dir):
     """The runtimes of bench/runtimes: CPython embedded (bench/obm-python)
     with pymalloc, with PYTHONMALLOC=malloc under every allocator, and with
-    obm as its object allocator ("obm-linked"); Lua 5.4 (bench/obm-lua)
+    obm as its object allocator ("obm-linked"), on workload.py and the four
+    shapes of shapes.py; Lua 5.4 (bench/obm-lua)
     with its default allocator under every allocator, and with obm as its
     lua_Alloc. obm-linked runs write obm's report at exit into out_dir."""
     scale = "0.3" if quick else "1"
@@ -379,6 +383,14 @@ def run_runtimes(build, srcdir, allocs, quick, rep, samples, outputs, out_dir):
             samples.add("runtimes", "python_rss", "CPython embedded: peak RSS", "MiB", name,
                         kib / 1024)
             outputs.setdefault("runtime-python", {})[name] = out
+            for shape in PYTHON_SHAPES:
+                env.pop("OBM_SHOW_STATS", None)
+                env.pop("OBM_STATS_FILE", None)
+                secs, _, out = timed([host, "-s", os.path.join(wdir, "shapes.py"), scale, shape],
+                                     env)
+                samples.add("runtimes", "python_" + shape + "_s",
+                            f"CPython embedded (libpython), shapes.py {shape}", "s", name, secs)
+                outputs.setdefault("runtime-python-" + shape, {})[name] = out
         log("  CPython host: done")
     else:
         log("runtimes: CPython host not built (apt-get install python3-dev, then re-run configure)")
