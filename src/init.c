@@ -39,6 +39,7 @@ void obmi_init(void)
     if (atomic_exchange(&done, 1))
         return;
     obmi_options_init();
+    obmi_report_init();
     obmi_arenas_lock(&obmi_main_arenas);
     obmi_purge_options_apply();
     obmi_arenas_unlock(&obmi_main_arenas);

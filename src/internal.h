@@ -527,6 +527,7 @@ int obmi_map_print(obmi_out *o); /* the SVG fragmentation map: 0 or ENOMEM */
 
 /* ---- report.c ---- */
 
+void obmi_report_init(void);    /* at start: where each report goes */
 void obmi_report_at_exit(void); /* OBM_SHOW_STATS, OBM_MAP */
 
 /* ---- options.c ---- */

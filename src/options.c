@@ -20,8 +20,9 @@ static const obmi_option_info option_table[OBMI_OPTION_COUNT] = {
                                 "at exit, print the statistics report: `1` as text, `json` as "
                                 "JSON (to stderr, or to `OBM_STATS_FILE`)"},
     [OBMI_OPTION_STATS_FILE] = {"OBM_STATS_FILE", OBMI_OPTION_PATH, 0, 0, 0, NULL,
-                                "write the `OBM_SHOW_STATS` report to this file instead of "
-                                "stderr; `%p` in it becomes the process id"},
+                                "write the `OBM_SHOW_STATS` report (text when that is unset) "
+                                "to this file instead of stderr; `%p` in it becomes the "
+                                "process id, without it processes append"},
     [OBMI_OPTION_MAP] = {"OBM_MAP", OBMI_OPTION_PATH, 0, 0, 0, NULL,
                          "at exit, draw the fragmentation map (SVG) into this file; `%p` "
                          "becomes the process id"},

@@ -20,6 +20,10 @@ tests_real_obmprobe_la_LIBADD = -ldl
 dist_check_SCRIPTS += tests/real/test_obm_run_tree.sh
 TESTS += tests/real/test_obm_run_tree.sh
 
+# The reports at exit arrive: closed stderr, paths, appending, errors.
+dist_check_SCRIPTS += tests/real/test_reports.sh
+TESTS += tests/real/test_reports.sh
+
 # OBM_VERBOSE from the environment, in fresh processes.
 dist_check_SCRIPTS += tests/real/test_verbose.sh
 TESTS += tests/real/test_verbose.sh
