@@ -45,8 +45,10 @@ void obmi_init(void)
     obmi_arenas_unlock(&obmi_main_arenas);
     obmi_backing_init();
     obmi_thread_init();
-    if (obmi_option(OBMI_OPTION_VERBOSE))
+    if (obmi_option(OBMI_OPTION_VERBOSE)) {
         print_config();
+        obmi_options_print();
+    }
 }
 
 __attribute__((constructor)) static void obmi_constructor(void)

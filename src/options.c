@@ -15,7 +15,8 @@ static const char *const on_error_words[] = {"abort", "report", NULL};
 
 static const obmi_option_info option_table[OBMI_OPTION_COUNT] = {
     [OBMI_OPTION_VERBOSE] = {"OBM_VERBOSE", OBMI_OPTION_INT, 0, 0, 1, NULL,
-                             "1: print obm's version and geometry to stderr at start-up"},
+                             "1: print obm's version and geometry to stderr at start-up, then "
+                             "every option with its value and where it came from"},
     [OBMI_OPTION_SHOW_STATS] = {"OBM_SHOW_STATS", OBMI_OPTION_WORD, 0, 0, 2, show_stats_words,
                                 "at exit, print the statistics report: `1` as text, `json` as "
                                 "JSON (to stderr, or to `OBM_STATS_FILE`)"},
@@ -55,6 +56,19 @@ static const obmi_option_info option_table[OBMI_OPTION_COUNT] = {
 };
 
 static long option_values[OBMI_OPTION_COUNT];
+
+/* Where each option's value came from, for OBM_VERBOSE. */
+enum option_source { FROM_DEFAULT, FROM_ENVIRONMENT, FROM_OPTION_SET };
+static const char *const source_names[] = {"default", "environment", "obm_option_set"};
+static unsigned char option_sources[OBMI_OPTION_COUNT];
+
+/* Variables named OBM_* that obm's own tools read, not options of the
+ * library: not warned about. */
+static const char *const tool_variables[] = {
+    "OBM_DROPIN",           /* obm-run: the drop-in to preload */
+    "OBM_PYTHON_ALLOCATOR", /* bench/runtimes/python_host.c */
+    NULL,
+};
 
 /* Paths are copied: the program may change its environment later. */
 #define PATH_OPTION_MAX 1024
@@ -102,7 +116,9 @@ static bool parse_int(const obmi_option_info *d, const char *s, long *v)
     int saved = errno;
     errno = 0;
     *v = strtol(s, &end, 10);
-    bool ok = errno == 0 && end != s && *end == '\0' && *v >= d->min && *v <= d->max;
+    /* strtol skips leading white space and takes a '+': neither is a number here */
+    bool digits = (s[0] == '-' ? s[1] : s[0]) >= '0' && (s[0] == '-' ? s[1] : s[0]) <= '9';
+    bool ok = digits && errno == 0 && end != s && *end == '\0' && *v >= d->min && *v <= d->max;
     errno = saved;
     return ok;
 }
@@ -121,6 +137,76 @@ static bool parse_word(const obmi_option_info *d, const char *s, long *v)
 static bool parse_value(const obmi_option_info *d, const char *s, long *v)
 {
     return d->kind == OBMI_OPTION_INT ? parse_int(d, s, v) : parse_word(d, s, v);
+}
+
+/* Edit distance of a and b (short names), for "did you mean". */
+static size_t distance(const char *a, size_t na, const char *b)
+{
+    size_t nb = strlen(b);
+    if (na >= 64 || nb >= 64)
+        return 64;
+    size_t row[64];
+    for (size_t j = 0; j <= nb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[nb];
+}
+
+static bool known_name(const char *name, size_t len)
+{
+    for (int i = 0; i < OBMI_OPTION_COUNT; i++)
+        if (strlen(option_table[i].name) == len && strncmp(name, option_table[i].name, len) == 0)
+            return true;
+    for (size_t i = 0; tool_variables[i] != NULL; i++)
+        if (strlen(tool_variables[i]) == len && strncmp(name, tool_variables[i], len) == 0)
+            return true;
+    return false;
+}
+
+/* One line for every OBM_* variable that is no option (a misspelt one
+ * would otherwise be ignored without a word), with the nearest name. */
+static void warn_unknown(void)
+{
+    extern char **environ;
+    for (char **e = environ; e != NULL && *e != NULL; e++) {
+        const char *eq = strchr(*e, '=');
+        size_t len = eq != NULL ? (size_t)(eq - *e) : strlen(*e);
+        if (strncmp(*e, "OBM_", 4) != 0 || known_name(*e, len))
+            continue;
+        const char *nearest = NULL;
+        size_t best = 3; /* a suggestion within two edits */
+        for (int i = 0; i < OBMI_OPTION_COUNT; i++) {
+            size_t d = distance(*e, len, option_table[i].name);
+            if (d < best) {
+                best = d;
+                nearest = option_table[i].name;
+            }
+        }
+        obmi_msg m = {.len = 0};
+        obmi_msg_str(&m, "obm: ignoring ");
+        for (size_t i = 0; i < len && m.len + 1 < sizeof m.buf; i++)
+            m.buf[m.len++] = (*e)[i];
+        obmi_msg_str(&m, ": no such option");
+        if (nearest != NULL) {
+            obmi_msg_str(&m, " (did you mean ");
+            obmi_msg_str(&m, nearest);
+            obmi_msg_str(&m, "?)");
+        }
+        obmi_msg_emit(&m);
+    }
 }
 
 void obmi_options_init(void)
@@ -142,9 +228,12 @@ void obmi_options_init(void)
             if (ok)
                 option_values[i] = v;
         }
-        if (!ok)
+        if (ok)
+            option_sources[i] = FROM_ENVIRONMENT;
+        else
             option_warn(d, s);
     }
+    warn_unknown();
 }
 
 /* A value for option `name` given at run time (obm_option_set): its id
@@ -167,6 +256,34 @@ bool obmi_option_parse(const char *name, const char *value, obmi_option_id *id, 
 void obmi_option_store(obmi_option_id id, long v)
 {
     option_values[id] = v;
+    option_sources[id] = FROM_OPTION_SET;
+}
+
+/* OBM_VERBOSE: every option, its value and where it came from, a line
+ * each. */
+void obmi_options_print(void)
+{
+    for (int i = 0; i < OBMI_OPTION_COUNT; i++) {
+        const obmi_option_info *d = &option_table[i];
+        obmi_msg m = {.len = 0};
+        obmi_msg_str(&m, "obm: option ");
+        obmi_msg_str(&m, d->name);
+        obmi_msg_str(&m, "=");
+        long v = option_values[i];
+        if (d->kind == OBMI_OPTION_PATH) {
+            obmi_msg_str(&m, option_paths[i]);
+        } else if (d->kind == OBMI_OPTION_WORD) {
+            obmi_msg_str(&m, d->words[v]);
+        } else {
+            if (v < 0)
+                obmi_msg_str(&m, "-");
+            obmi_msg_dec(&m, (uintmax_t)(v < 0 ? -v : v));
+        }
+        obmi_msg_str(&m, " (");
+        obmi_msg_str(&m, source_names[option_sources[i]]);
+        obmi_msg_str(&m, ")");
+        obmi_msg_emit(&m);
+    }
 }
 
 /* For the options_table tool (the README's table). */

@@ -10,14 +10,14 @@
 # program that dies, or exits non-zero with no failure of its own, or
 # reports another number of results than it planned adds a failure, and so
 # does a missing drop-in.
-# The threads programs do half their work (OBM_TEST_SCALE, unless set):
+# The threads programs do half their work (TESTS_SCALE, unless set):
 # every pool move costing a madvise, the full work takes twice as long.
 set -u
 api=$top_builddir/tests/api
 out=$(mktemp "${TMPDIR:-/tmp}/purge_stress.XXXXXX") || exit 1
 trap 'rm -f "$out" "$out.n"' EXIT
 n=0
-scale=${OBM_TEST_SCALE:-0.5}
+scale=${TESTS_SCALE:-0.5}
 
 # run LABEL COMMAND...
 run() {
@@ -53,10 +53,10 @@ run() {
 }
 
 run stress_obm "$api/stress_obm"
-run threads_obm env OBM_TEST_SCALE="$scale" "$api/threads_obm"
+run threads_obm env TESTS_SCALE="$scale" "$api/threads_obm"
 for prog in stress_plain threads_plain; do
     if [ -f "$OBM_DROPIN" ]; then
-        run "$prog" env LD_PRELOAD="$OBM_DROPIN" OBM_TEST_SCALE="$scale" "$api/$prog"
+        run "$prog" env LD_PRELOAD="$OBM_DROPIN" TESTS_SCALE="$scale" "$api/$prog"
     else
         n=$((n + 1))
         echo "not ok $n - $prog: drop-in library not found: OBM_DROPIN='$OBM_DROPIN'"

@@ -119,7 +119,7 @@
  * cmocka, the dynamic loader) would move those counts between any two
  * snapshots; the drop-in shares this code (libobmcore). The work of the
  * threaded cases shrinks under valgrind (found by its preload library in
- * LD_PRELOAD), ThreadSanitizer and AddressSanitizer; OBM_TEST_SCALE (a
+ * LD_PRELOAD), ThreadSanitizer and AddressSanitizer; TESTS_SCALE (a
  * factor, 1 = full size) overrides. Threads never call cmocka (its asserts
  * longjmp): the first failure is recorded, every thread stops, and main
  * reports it. */

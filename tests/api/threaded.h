@@ -65,13 +65,13 @@ static unsigned long now_ms(void)
 
 /* ---- sizing, the watchdog ---- */
 
-/* The share of the full work to do: OBM_TEST_SCALE, else less under
+/* The share of the full work to do: TESTS_SCALE, else less under
  * valgrind (found by its preload library) and the sanitizers. */
 __attribute__((unused)) static double scale(void)
 {
     static double s;
     if (s == 0) {
-        const char *env = getenv("OBM_TEST_SCALE"), *pre = getenv("LD_PRELOAD");
+        const char *env = getenv("TESTS_SCALE"), *pre = getenv("LD_PRELOAD");
         if (env != NULL && *env != '\0')
             s = strtod(env, NULL);
         else if (pre != NULL && strstr(pre, "vgpreload") != NULL)

@@ -35,7 +35,7 @@
  *
  * Sized for a 2-core machine. The work shrinks under valgrind (found by its
  * preload library in LD_PRELOAD), ThreadSanitizer and AddressSanitizer;
- * OBM_TEST_SCALE (a factor, 1 = full size) overrides. Built twice; see
+ * TESTS_SCALE (a factor, 1 = full size) overrides. Built twice; see
  * api.h. */
 #include "api.h"
 #include "threaded.h"

@@ -8,7 +8,7 @@
 # missing is a failure.
 prog="${top_builddir:-.}/tests/dropin/uaf_preload"
 vg=${VALGRIND:-valgrind}
-if [ "${OBM_MEMCHECK_HOOKS:-}" != yes ]; then
+if [ "${TESTS_MEMCHECK_HOOKS:-}" != yes ]; then
     echo "Bail out! obm built without --enable-valgrind: memcheck cannot see its blocks"
     exit 1
 fi

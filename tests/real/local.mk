@@ -24,6 +24,10 @@ TESTS += tests/real/test_obm_run_tree.sh
 dist_check_SCRIPTS += tests/real/test_reports.sh
 TESTS += tests/real/test_reports.sh
 
+# OBM_* variables that are no option, and values with stray characters.
+dist_check_SCRIPTS += tests/real/test_options_env.sh
+TESTS += tests/real/test_options_env.sh
+
 # OBM_VERBOSE from the environment, in fresh processes.
 dist_check_SCRIPTS += tests/real/test_verbose.sh
 TESTS += tests/real/test_verbose.sh

@@ -100,8 +100,9 @@ grep -q '^#define OBM_DEBUG 1$' "${top_builddir:-.}/config.h" && debug=", debug 
 line="obm: version $version, classes 32 x 16..512 B, pool 4096 B, arena 256 KiB$debug"
 OBM_VERBOSE=1 PYTHONMALLOC=malloc "$run" --no-stats -- "$PYTHON3" "$tmp/tree.py" 0 "$tmp" \
     >"$tmp/out" 2>"$tmp/err"
-[ $? -eq 0 ] && [ -n "$version" ] && [ "$(wc -l <"$tmp/err")" -eq 3 ] &&
-    [ "$(grep -cxF "$line" "$tmp/err")" -eq 3 ] && [ "$(wc -l <"$tmp/procs")" -eq 3 ]
+[ $? -eq 0 ] && [ -n "$version" ] && [ "$(grep -cv '^obm: option ' "$tmp/err")" -eq 3 ] &&
+    [ "$(grep -cxF "$line" "$tmp/err")" -eq 3 ] && [ "$(wc -l <"$tmp/procs")" -eq 3 ] &&
+    [ "$(grep -cx 'obm: option OBM_VERBOSE=1 (environment)' "$tmp/err")" -eq 3 ]
 ok $? "OBM_VERBOSE=1 through obm-run: each of the three processes prints \"$line\"" ||
     diag "$tmp/err" "$tmp/procs"
 exit 0
