@@ -25,6 +25,12 @@ extern "C" {
 #define OBM_VERSION_MINOR  1
 #define OBM_VERSION_PATCH  0
 #define OBM_VERSION_STRING "0.1.0"
+#define OBM_VERSION        (OBM_VERSION_MAJOR * 10000 + OBM_VERSION_MINOR * 100 + OBM_VERSION_PATCH)
+
+/* The version of the library in use, as OBM_VERSION (major * 10000 +
+ * minor * 100 + patch), which a program built against another obm.h can
+ * compare with its own. */
+int obm_version(void);
 
 /* Geometry, fixed at build time. */
 #define OBM_ALIGNMENT  16     /* every block is aligned to this */

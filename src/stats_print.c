@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -70,20 +71,26 @@ static void out_line(obmi_out *o, const char *name, size_t v)
     obmi_out_str(o, "\n");
 }
 
-/* The name of this process, from /proc/self/comm (no stdio). */
-static void out_program(obmi_out *o)
+/* The name of this process, from /proc/self/comm (no stdio); "" when
+ * unknown. */
+static void program_name(char *comm, size_t size)
 {
-    char comm[64];
     ssize_t n = -1;
     int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
-        n = read(fd, comm, sizeof comm - 1);
+        n = read(fd, comm, size - 1);
         close(fd);
     }
-    if (n <= 0)
-        return;
-    comm[n] = '\0';
+    comm[n > 0 ? n : 0] = '\0';
     comm[strcspn(comm, "\n")] = '\0';
+}
+
+static void out_program(obmi_out *o)
+{
+    char comm[64];
+    program_name(comm, sizeof comm);
+    if (comm[0] == '\0')
+        return;
     obmi_out_str(o, " (");
     obmi_out_str(o, comm);
     obmi_out_str(o, ")");
@@ -176,6 +183,13 @@ static void print_text(obmi_out *o, const obm_stats_t *s)
     out_line(o, "# heaps abandoned", s->heaps_abandoned);
     out_line(o, "# heaps created", s->heaps_created);
     out_line(o, "# heaps adopted", s->heaps_adopted);
+
+    obmi_out_str(o, "\n");
+    out_line(o, "# errors: invalid pointers", s->errors_invalid_pointer);
+    out_line(o, "# errors: double frees", s->errors_double_free);
+    out_line(o, "# errors: corrupted free lists", s->errors_corrupted_list);
+    out_line(o, "# errors: writes after free", s->errors_write_after_free);
+    out_line(o, "# errors: overflows", s->errors_overflow);
 }
 
 /* ---- JSON: every field of the tables, under its struct name ---- */
@@ -192,9 +206,51 @@ static void json_fields(obmi_out *o, const obmi_stats_field *fields, size_t n, c
     }
 }
 
+/* s as a JSON string (no character of a program name needs more than
+ * escaping quotes, backslashes and control characters). */
+static void json_string(obmi_out *o, const char *s)
+{
+    obmi_out_str(o, "\"");
+    for (; *s != '\0'; s++) {
+        char c[7] = {*s, '\0'};
+        if (*s == '"' || *s == '\\') {
+            c[0] = '\\';
+            c[1] = *s;
+            c[2] = '\0';
+        } else if ((unsigned char)*s < 0x20) {
+            static const char hex[] = "0123456789abcdef";
+            memcpy(c, "\\u00", 4);
+            c[4] = hex[(unsigned char)*s >> 4];
+            c[5] = hex[*s & 15];
+            c[6] = '\0';
+        }
+        obmi_out_str(o, c);
+    }
+    obmi_out_str(o, "\"");
+}
+
+/* Who wrote the report, and when: obm's version (not the struct's layout,
+ * which is "version" below), the process and the time. */
+static void json_header(obmi_out *o)
+{
+    char comm[64];
+    program_name(comm, sizeof comm);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    obmi_out_str(o, "\"report\": {\"obm_version\": \"" OBM_VERSION_STRING "\", \"pid\": ");
+    obmi_out_dec(o, (uintmax_t)getpid());
+    obmi_out_str(o, ", \"program\": ");
+    json_string(o, comm);
+    obmi_out_str(o, ", \"time_unix_ms\": ");
+    obmi_out_dec(o, (uintmax_t)now.tv_sec * 1000 + (uintmax_t)now.tv_nsec / 1000000);
+    obmi_out_str(o, "}");
+}
+
 static void print_json(obmi_out *o, const obm_stats_t *s)
 {
     obmi_out_str(o, "{\n  ");
+    json_header(o);
+    obmi_out_str(o, ",\n  ");
     json_fields(o, obmi_stats_fields, obmi_stats_nfields, s, ",\n  ");
     obmi_out_str(o, ",\n  \"classes\": [\n");
     for (unsigned c = 0; c < OBMI_NCLASSES; c++) {

@@ -2283,6 +2283,17 @@ static int dump(const char *dir)
     return 0;
 }
 
+/* obm_version(): the library's version, as the header's version string
+ * spells it. */
+static void test_version(void **state)
+{
+    (void)state;
+    int major, minor, patch;
+    assert_int_equal(sscanf(OBM_VERSION_STRING, "%d.%d.%d", &major, &minor, &patch), 3);
+    assert_int_equal(obm_version(), major * 10000 + minor * 100 + patch);
+    assert_int_equal(obm_version(), OBM_VERSION);
+}
+
 int main(int argc, char **argv)
 {
     /* Free pools go back to the OS on a clock, so two reads of a quiet
@@ -2294,6 +2305,7 @@ int main(int argc, char **argv)
         return dump(argv[2]);
     const struct CMUnitTest tests[] = {
         /* First, while nothing else has allocated: the baselines are small. */
+        cmocka_unit_test(test_version),
         cmocka_unit_test(test_stats_exact),
         cmocka_unit_test(test_partial_free),
         cmocka_unit_test(test_large_blocks),

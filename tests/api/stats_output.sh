@@ -2,9 +2,10 @@
 # The reports as files (`stats_obm --dump DIR`: report.json, struct.json,
 # map.svg, all of one quiet moment):
 #   1  the JSON report is valid JSON (python3 -m json.tool)
-#   2  it holds exactly the struct's fields, in its order and with its
-#      values; struct.json is written by stats_obm from its own list of the
-#      field names, not from the library's table
+#   2  it holds a header ("report": obm's version as in obm.h, the pid,
+#      the program, the time) and then exactly the struct's fields, in its
+#      order and with its values; struct.json is written by stats_obm from
+#      its own list of the field names, not from the library's table
 #   3  the SVG map is well-formed (xmllint --noout)
 #   4  it has one <g class="arena"> per arena and 64 pool cells in each
 #   5  its cells' classes agree with the struct: "pool used" + "pool full"
@@ -26,12 +27,19 @@ if [ -n "$PYTHON3" ]; then
     else
         echo "not ok 1 - python3 -m json.tool rejects the JSON report"
     fi
-    if "$PYTHON3" - "$dir/report.json" "$dir/struct.json" <<'PY'; then
+    if "$PYTHON3" - "$dir/report.json" "$dir/struct.json" "$top_srcdir/include/obm.h" <<'PY'; then
 import json, sys
+import time
 report, struct = (json.load(open(p)) for p in sys.argv[1:3])
 problems = []
-if list(report) != list(struct):
+if list(report) != ["report"] + list(struct):
     problems.append("top-level keys %s, struct's %s" % (list(report), list(struct)))
+head = report.get("report", {})
+version = open(sys.argv[3]).read().split('#define OBM_VERSION_STRING "')[1].split('"')[0]
+if (list(head) != ["obm_version", "pid", "program", "time_unix_ms"] or
+        head["obm_version"] != version or not isinstance(head["pid"], int) or head["pid"] <= 1 or
+        head["program"] != "stats_obm" or abs(head["time_unix_ms"] / 1000 - time.time()) > 600):
+    problems.append("the report header %r (obm %s)" % (head, version))
 for k in struct:
     if k != "classes" and report.get(k) != struct[k]:
         problems.append("%s: %r, struct %r" % (k, report.get(k), struct[k]))

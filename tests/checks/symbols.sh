@@ -6,7 +6,7 @@
 echo 1..5
 obm_api="obm_aligned_alloc obm_calloc obm_counters_get obm_free obm_malloc obm_memalign obm_owns
 obm_posix_memalign obm_realloc obm_reallocarray obm_usable_size
-obm_option_set obm_stats_diff obm_stats_get obm_stats_print obm_trim obm_visit"
+obm_option_set obm_stats_diff obm_stats_get obm_stats_print obm_trim obm_version obm_visit"
 dropin="aligned_alloc calloc cfree free free_aligned_sized free_sized malloc
 malloc_usable_size memalign posix_memalign pvalloc realloc reallocarray valloc
 mallinfo mallinfo2 malloc_info malloc_stats malloc_trim"

@@ -270,6 +270,11 @@ static void test_malloc_stats(void **state)
         {"# heaps abandoned", s.heaps_abandoned},
         {"# heaps created", s.heaps_created},
         {"# heaps adopted", s.heaps_adopted},
+        {"# errors: invalid pointers", s.errors_invalid_pointer},
+        {"# errors: double frees", s.errors_double_free},
+        {"# errors: corrupted free lists", s.errors_corrupted_list},
+        {"# errors: writes after free", s.errors_write_after_free},
+        {"# errors: overflows", s.errors_overflow},
     };
     assert_int_equal(r.lines, sizeof lines / sizeof *lines);
     for (unsigned i = 0; i < r.lines; i++) {
