@@ -13,7 +13,11 @@ top=$PWD
 runs=${1:-5}
 ./bootstrap.sh || exit 1
 mkdir -p build && cd build || exit 1
-[ -f Makefile ] || ../configure -q || exit 1
+if [ ! -f Makefile ]; then
+    # Once, when it configures: the summary of what was found.
+    ../configure >configure.out 2>&1 || { cat configure.out; exit 1; }
+    sed -n 's/^configure: //; /^obm .* configured$/,$p' configure.out
+fi
 make -s -j"$(nproc)" >/dev/null || exit 1
 cd "$top"
 

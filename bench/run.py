@@ -170,7 +170,41 @@ HIGHER_IS_BETTER = {"items/s", "Mops/s", "M objects/s", "x scaling"}
 
 
 def log(msg):
+    if PROGRESS.tty and PROGRESS.pending:
+        sys.stderr.write("\n")
+        PROGRESS.pending = False
     print(msg, file=sys.stderr, flush=True)
+
+
+class Progress:
+    """Step k of n, the time so far and an estimate of what is left: one
+    line that updates in a terminal, plain lines in a log."""
+
+    def __init__(self):
+        self.total, self.done, self.t0 = 0, 0, time.time()
+        self.tty = sys.stderr.isatty()
+        self.pending = False
+
+    def step(self, msg):
+        self.done += 1
+        spent = time.time() - self.t0
+        left = spent / self.done * max(self.total - self.done, 0)
+        line = (f"[{self.done}/{self.total}, {clock(spent)} so far, about {clock(left)} left] "
+                + msg.strip())
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line)
+            sys.stderr.flush()
+            self.pending = True
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+def clock(seconds):
+    m, s = divmod(int(seconds + 0.5), 60)
+    return f"{m}m{s:02d}s"
+
+
+PROGRESS = Progress()
 
 
 def run(cmd, env=None, timeout=1800, stdout=subprocess.PIPE):
@@ -261,7 +295,7 @@ def run_speed(build, allocs, quick, rep, samples):
                     if "obm_" + kind in b:
                         samples.add("slowpaths", b["name"] + ":" + kind, label,
                                     "per 1,000 ops", name, b["obm_" + kind])
-        log(f"  speed under {name}: {len(data['benchmarks'])} benchmarks")
+        PROGRESS.step(f"  speed under {name}: {len(data['benchmarks'])} benchmarks")
 
 
 def derive_scaling(samples, allocs):
@@ -290,7 +324,7 @@ def run_instructions(build, allocs, quick, samples):
                         f"instructions per malloc/free pair, {size} B, "
                         + ("10k live" if mode == "live" else "nothing live"),
                         "instructions", name, float(out[-1]))
-        log(f"  instructions {size} B {mode}: done")
+        PROGRESS.step(f"  instructions {size} B {mode}: done")
 
 
 def run_mem(build, allocs, quick, rep, samples, series_dir):
@@ -298,6 +332,7 @@ def run_mem(build, allocs, quick, rep, samples, series_dir):
         binary = os.path.join(build, "bench", "obm-mem-" + prog)
         if not os.path.exists(binary):
             log(f"mem {prog}: skipped (not built)")
+            PROGRESS.step(f"mem {prog}: skipped")
             continue
         for name, path in allocs:
             cmd = [binary] + (["--quick"] if quick else [])
@@ -307,7 +342,7 @@ def run_mem(build, allocs, quick, rep, samples, series_dir):
             check_served("obm-mem-" + prog, name, data["allocator"])
             for key, label, unit, scale in metrics:
                 samples.add("mem/" + prog, key, label, unit, name, data[key] * scale)
-        log(f"  mem {prog}: done")
+        PROGRESS.step(f"  mem {prog}: done")
 
 
 def timed(cmd, env, stdin=None):
@@ -336,7 +371,7 @@ def run_real(srcdir, allocs, quick, rep, samples, outputs):
                         "s", name, secs)
             samples.add("real", "python_rss", "python3 script: peak RSS", "MiB", name, kib / 1024)
             outputs.setdefault("python", {})[name] = out
-        log("  python3: done")
+        PROGRESS.step("  python3: done")
     sqlite = shutil.which("sqlite3")
     awk = os.path.join(srcdir, "tests", "real", "sqlite_workload.awk")
     if sqlite and os.path.exists(awk) and not quick:
@@ -354,7 +389,7 @@ def run_real(srcdir, allocs, quick, rep, samples, outputs):
                 samples.add("real", "sqlite_rss", "sqlite3 workload: peak RSS", "MiB", name,
                             kib / 1024)
                 outputs.setdefault("sqlite", {})[name] = out
-        log("  sqlite3: done")
+        PROGRESS.step("  sqlite3: done")
 
 
 def run_runtimes(build, srcdir, allocs, quick, rep, samples, outputs, out_dir):
@@ -391,7 +426,7 @@ def run_runtimes(build, srcdir, allocs, quick, rep, samples, outputs, out_dir):
                 samples.add("runtimes", "python_" + shape + "_s",
                             f"CPython embedded (libpython), shapes.py {shape}", "s", name, secs)
                 outputs.setdefault("runtime-python-" + shape, {})[name] = out
-        log("  CPython host: done")
+        PROGRESS.step("  CPython host: done")
     else:
         log("runtimes: CPython host not built (apt-get install python3-dev, then re-run configure)")
     host = os.path.join(build, "bench", "obm-lua")
@@ -409,7 +444,7 @@ def run_runtimes(build, srcdir, allocs, quick, rep, samples, outputs, out_dir):
                         "s", name, secs)
             samples.add("runtimes", "lua_rss", "Lua 5.4: peak RSS", "MiB", name, kib / 1024)
             outputs.setdefault("runtime-lua", {})[name] = out
-        log("  Lua host: done")
+        PROGRESS.step("  Lua host: done")
     else:
         log("runtimes: Lua host not built (apt-get install liblua5.4-dev, then re-run configure)")
 
@@ -652,6 +687,19 @@ def machine_description(reps, allocs, build):
             "allocators": [n for n, _ in allocs]}
 
 
+def plan_steps(groups, allocs, reps, quick):
+    """How many PROGRESS steps the run makes (a group that finds its
+    program missing makes fewer)."""
+    n = len(PAIR_CONFIGS_QUICK if quick else PAIR_CONFIGS_FULL) if "instructions" in groups else 0
+    for rep in range(reps):
+        n += len(allocs) if "speed" in groups else 0
+        n += len(MEM_METRICS) if "mem" in groups else 0
+        if not quick or rep == 0:
+            n += (1 if quick else 2) if "real" in groups else 0
+            n += 2 if "runtimes" in groups else 0
+    return n
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", required=True, help="obm build directory")
@@ -698,6 +746,7 @@ def main():
     outputs = {}
     t0 = time.time()
     machine = machine_description(reps, allocs, build)
+    PROGRESS.total = plan_steps(groups, allocs, reps, args.quick)
     if "instructions" in groups:  # deterministic: one run is enough
         run_instructions(build, allocs, args.quick, samples)
     for rep in range(reps):
