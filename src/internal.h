@@ -34,7 +34,8 @@ static const bool obmi_debug = false;
 
 void *obmi_os_map_aligned(size_t size, size_t alignment); /* NULL + errno on failure */
 void *obmi_os_map(size_t size);
-void obmi_os_unmap(void *addr, size_t size); /* preserves errno */
+void obmi_os_unmap(void *addr, size_t size);       /* preserves errno */
+void obmi_os_program_name(char *out, size_t size); /* /proc/self/comm, or "" */
 void obmi_os_write(int fd, const char *buf, size_t len);
 size_t obmi_os_page_size(void);
 int obmi_os_purge(void *addr, size_t size, int advice); /* 0, or -1: still resident */

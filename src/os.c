@@ -1,6 +1,8 @@
 /* The os layer: the only file that calls mmap, munmap and write, so the rest
  * of obm is portable and failure injection has one place to hook into. */
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -190,4 +192,18 @@ void obmi_assert_fail(const char *expr, const char *file, int line)
     obmi_msg_dec(&m, (uintmax_t)line);
     obmi_msg_emit(&m);
     abort();
+}
+
+/* The name of this process, from /proc/self/comm (no stdio, no malloc);
+ * "" when unknown. */
+void obmi_os_program_name(char *out, size_t size)
+{
+    ssize_t n = -1;
+    int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        n = read(fd, out, size - 1);
+        close(fd);
+    }
+    out[n > 0 ? n : 0] = '\0';
+    out[strcspn(out, "\n")] = '\0';
 }

@@ -8,14 +8,15 @@
  *     serial number ("#3"). Each row is a grey tray of 64 square cells, one
  *     per 4 KiB pool, in address order; the number at the right of the row
  *     is the share of the arena's 256 KiB in blocks handed out.
- *   - A pool serving a size class is coloured by its class, on a ramp from
- *     blue (16-byte blocks) through green and yellow to red (512-byte
- *     blocks), and shaded by how full it is: pale when few of its blocks are
- *     in use, deep when all are. Many pale cells of one colour are the
+ *   - A pool serving a size class is coloured by its class (each class its
+ *     own colour, neighbouring classes far apart, named in the legend), and
+ *     shaded by how full it is: pale when few of its blocks are in use,
+ *     deep when all are, and never as pale as a free pool. Many pale cells of one colour are the
  *     picture of fragmentation: memory held for blocks nobody uses.
  *   - A pool serving no class is grey: light grey when it is free in its
- *     arena, mid grey when a thread's heap holds it for reuse, white when it
- *     was never used since its arena was mapped (not resident).
+ *     arena, mid grey when a thread's heap holds it for reuse, nearly white
+ *     when its page was given back to the OS, white when it was never used
+ *     since its arena was mapped (neither resident).
  *   - An arena with no pool serving a class gets a frame and a word after
  *     its label: dashed for the spare (every pool free in the arena, kept
  *     mapped so the next growth does not map again), dotted for an "empty"
@@ -44,6 +45,7 @@
  * a large map in ImageMagick shows everything but the rows past the first
  * few; browsers and rsvg draw it all. */
 #include <stddef.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -174,6 +176,44 @@ static void out_text(obmi_out *o, const char *cls, uintmax_t x, uintmax_t y, con
     obmi_out_str(o, "</text>\n");
 }
 
+/* ---- words ---- */
+
+/* text with XML's special characters escaped (a program's name). */
+static void out_escaped(obmi_out *o, const char *text)
+{
+    for (; *text != '\0'; text++) {
+        char c[2] = {*text, '\0'};
+        obmi_out_str(o, *text == '<' ? "&lt;" : *text == '>' ? "&gt;" : *text == '&' ? "&amp;" : c);
+    }
+}
+
+static void out_two_digits(obmi_out *o, int v)
+{
+    char d[3] = {(char)('0' + v / 10), (char)('0' + v % 10), '\0'};
+    obmi_out_str(o, d);
+}
+
+/* The time now, "YYYY-MM-DD HH:MM:SS UTC". */
+static void out_utc_time(obmi_out *o)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    if (gmtime_r(&now, &tm) == NULL)
+        return;
+    obmi_out_dec(o, (uintmax_t)tm.tm_year + 1900);
+    obmi_out_str(o, "-");
+    out_two_digits(o, tm.tm_mon + 1);
+    obmi_out_str(o, "-");
+    out_two_digits(o, tm.tm_mday);
+    obmi_out_str(o, " ");
+    out_two_digits(o, tm.tm_hour);
+    obmi_out_str(o, ":");
+    out_two_digits(o, tm.tm_min);
+    obmi_out_str(o, ":");
+    out_two_digits(o, tm.tm_sec);
+    obmi_out_str(o, " UTC");
+}
+
 /* ---- colours ---- */
 
 /* "#rrggbb" of an HSL colour (hue in degrees, saturation and lightness in
@@ -230,11 +270,25 @@ static const struct ramp_anchor {
     {1.00, -5, 0.48, 0.72}, /* red: 512 B */
 };
 
+/* Where class c sits on the ramp: 13 steps of 32 further on than class
+ * c - 1 (13 and 32 share no factor, so every class gets its own place),
+ * so neighbouring classes, whose pools often lie side by side, are far
+ * apart in hue; the legend names each class's colour. */
+static double class_place(int c)
+{
+    return (double)((c * 13) % OBMI_NCLASSES) / (OBMI_NCLASSES - 1);
+}
+
+/* Lightness of a pool with none of its blocks in use: coloured enough
+ * that a nearly empty pool still reads as a pool in use, not a free one
+ * (free pools are grey or white). */
+#define IDLE_LIGHT 0.80
+
 /* The fill of a pool of class c with the share full of its blocks in use:
- * the class's place on the ramp, from nearly white (idle) to deep (full). */
+ * the class's colour, from pale (idle) to deep (full). */
 static void class_fill(int c, double full, char hex[8])
 {
-    double t = (double)c / (OBMI_NCLASSES - 1);
+    double t = class_place(c);
     size_t i = 0;
     while (i + 2 < sizeof ramp / sizeof ramp[0] && t > ramp[i + 1].at)
         i++;
@@ -243,7 +297,7 @@ static void class_fill(int c, double full, char hex[8])
     double hue = a->hue + (b->hue - a->hue) * u;
     double deep = a->full_light + (b->full_light - a->full_light) * u;
     double sat = a->sat + (b->sat - a->sat) * u;
-    hsl_hex(hue < 0 ? hue + 360 : hue, sat, 0.93 - (0.93 - deep) * full, hex);
+    hsl_hex(hue < 0 ? hue + 360 : hue, sat, IDLE_LIGHT - (IDLE_LIGHT - deep) * full, hex);
 }
 
 /* ` fill="#rrggbb"` for a pool of class c with used of capacity blocks. */
@@ -271,7 +325,7 @@ static const free_pool_look free_pool_looks[] = {
      "cached: empty, held by a thread's heap"},
     {OBM_POOL_UNTOUCHED, "pool u", "#ffffff", "never used (not resident)",
      "untouched: never used, not resident"},
-    {OBM_POOL_PURGED, "pool p", "#d5ecd0", "given back to the OS",
+    {OBM_POOL_PURGED, "pool p", "#efefef", "given back to the OS",
      "purged: free, its page given back to the OS (not resident)"},
 };
 #define NFREE_LOOKS (sizeof free_pool_looks / sizeof free_pool_looks[0])
@@ -342,8 +396,17 @@ static void out_header(obmi_out *o, size_t height, size_t narenas, size_t in_use
     obmi_out_str(o, "<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n");
 
     out_text_open(o, "title", MARGIN, 26);
-    obmi_out_str(o, "obm fragmentation map: pid ");
+    obmi_out_str(o, "obm fragmentation map: ");
+    char comm[64];
+    obmi_os_program_name(comm, sizeof comm);
+    if (comm[0] != '\0') {
+        out_escaped(o, comm);
+        obmi_out_str(o, ", ");
+    }
+    obmi_out_str(o, "pid ");
     obmi_out_dec(o, (uintmax_t)getpid());
+    obmi_out_str(o, ", ");
+    out_utc_time(o);
     obmi_out_str(o, ", ");
     out_count(o, narenas, "arena", "arenas");
     obmi_out_str(o, ", ");

@@ -71,24 +71,10 @@ static void out_line(obmi_out *o, const char *name, size_t v)
     obmi_out_str(o, "\n");
 }
 
-/* The name of this process, from /proc/self/comm (no stdio); "" when
- * unknown. */
-static void program_name(char *comm, size_t size)
-{
-    ssize_t n = -1;
-    int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        n = read(fd, comm, size - 1);
-        close(fd);
-    }
-    comm[n > 0 ? n : 0] = '\0';
-    comm[strcspn(comm, "\n")] = '\0';
-}
-
 static void out_program(obmi_out *o)
 {
     char comm[64];
-    program_name(comm, sizeof comm);
+    obmi_os_program_name(comm, sizeof comm);
     if (comm[0] == '\0')
         return;
     obmi_out_str(o, " (");
@@ -234,7 +220,7 @@ static void json_string(obmi_out *o, const char *s)
 static void json_header(obmi_out *o)
 {
     char comm[64];
-    program_name(comm, sizeof comm);
+    obmi_os_program_name(comm, sizeof comm);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     obmi_out_str(o, "\"report\": {\"obm_version\": \"" OBM_VERSION_STRING "\", \"pid\": ");

@@ -89,10 +89,14 @@ static inline void obmi_track_unmap(void *p, size_t size)
 
 /* The word may be inaccessible (a free block) or the program's (a block
  * in use, whose bytes may be undefined): read it either way and leave it
- * as it was. VALGRIND_GET_VBITS answers 3 for an inaccessible word. */
+ * as it was. VALGRIND_GET_VBITS answers 3 for an inaccessible word.
+ * Another thread may free the block between the client requests and the
+ * read (the walkers' reads are racy by design, and bounded): this thread
+ * reports no error meanwhile. */
 static inline uintptr_t obmi_word_peek(const uintptr_t *w)
 {
     unsigned char vbits[sizeof(uintptr_t)];
+    VALGRIND_DISABLE_ERROR_REPORTING;
     unsigned r = VALGRIND_GET_VBITS(w, vbits, sizeof vbits);
     (void)VALGRIND_MAKE_MEM_DEFINED(w, sizeof *w);
     uintptr_t v = *(const volatile uintptr_t *)w;
@@ -100,6 +104,7 @@ static inline uintptr_t obmi_word_peek(const uintptr_t *w)
         (void)VALGRIND_MAKE_MEM_NOACCESS(w, sizeof *w);
     else if (r == 0)
         (void)VALGRIND_SET_VBITS(w, vbits, sizeof vbits);
+    VALGRIND_ENABLE_ERROR_REPORTING;
     return v;
 }
 

@@ -11,11 +11,14 @@
 #   5  its cells' classes agree with the struct: "pool used" + "pool full"
 #      = pools_in_use, "pool full" = pools_full, "pool c" = pools_cached,
 #      "pool u" = pools_untouched
+#   6  its palette: in the legend, neighbouring size classes differ by at
+#      least 100 in RGB (euclidean), and a pool 10% full by at least 40
+#      from every look of a free pool
 # python3 ($PYTHON3, from configure) and xmllint are optional: without them
 # their checks are skipped (a failure under test.sh with CI set).
 dir=$(mktemp -d "${TMPDIR:-/tmp}/obm-stats.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
-echo 1..5
+echo 1..6
 if ! "$top_builddir/tests/api/stats_obm" --dump "$dir"; then
     echo "Bail out! stats_obm --dump failed"
     exit 1
@@ -108,4 +111,34 @@ else
     echo "ok 3 # SKIP xmllint not found (libxml2-utils)"
     echo "ok 4 # SKIP xmllint not found (libxml2-utils)"
     echo "ok 5 # SKIP xmllint not found (libxml2-utils)"
+fi
+
+if [ -n "$PYTHON3" ]; then
+    if "$PYTHON3" - "$dir/map.svg" <<'PY'; then
+import re, sys
+svg = open(sys.argv[1]).read()
+legend = svg[svg.index('<g class="legend">'):]
+fills = re.findall(r'<rect x="[0-9]+" y="[0-9]+" width="[0-9]+" height="[0-9]+" fill="(#[0-9a-f]{6})"', legend)
+rgb = lambda h: tuple(int(h[i:i + 2], 16) for i in (1, 3, 5))
+dist = lambda a, b: sum((x - y) ** 2 for x, y in zip(rgb(a), rgb(b))) ** 0.5
+classes, ramp, free = fills[:32], fills[32:62], fills[62:66]
+problems = ["classes %d and %d: %s %s, %.0f apart" % (c, c + 1, classes[c], classes[c + 1],
+                                                       dist(classes[c], classes[c + 1]))
+            for c in range(31) if dist(classes[c], classes[c + 1]) < 100]
+for tenth in (ramp[0], ramp[10], ramp[20]):
+    for f in free:
+        if dist(tenth, f) < 40:
+            problems.append("a pool 10%% full %s is %.0f from the free look %s" % (tenth, dist(tenth, f), f))
+if len(fills) < 66:
+    problems.append("%d legend swatches" % len(fills))
+for p in problems:
+    print("# " + p)
+sys.exit(1 if problems else 0)
+PY
+        echo "ok 6 - the palette: neighbouring classes differ, a nearly empty pool is not a free one"
+    else
+        echo "not ok 6 - the palette"
+    fi
+else
+    echo "ok 6 # SKIP python3 not found"
 fi
