@@ -1,4 +1,4 @@
-/* TESTPLAN 18 (alignment_sweep) and group B, alignment: 22 (min_align_16)
+/* CHECKLIST 18 (alignment_sweep) and group B, alignment: 22 (min_align_16)
  * and 23 (max_align_t_use). Built twice; see api.h. */
 #include "api.h"
 

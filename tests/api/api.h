@@ -1,5 +1,6 @@
-/* The API tests are written once and built twice (TESTPLAN: "once through
- * the prefixed API and once through malloc with the library preloaded"):
+/* The API tests are written once and built twice, so that each item of
+ * tests/CHECKLIST.md they cover is held once through the prefixed API and
+ * once through malloc with the library preloaded:
  *
  *   *_obm     linked against libobm; T_MALLOC is obm_malloc and so on.
  *   *_plain   built with -DOBM_API_PRELOAD and not linked to obm at all;

@@ -1,4 +1,4 @@
-/* TESTPLAN group C, contents preserved: 24 (realloc_matrix), 25
+/* CHECKLIST group C, contents preserved: 24 (realloc_matrix), 25
  * (realloc_grow_shrink_chain), 26 (realloc_many_blocks), blocks moving
  * between obm and the backing allocator, and where a shrinking realloc
  * leaves a block (in place or moved, exactly as README.md's rule says).

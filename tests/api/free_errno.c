@@ -1,5 +1,5 @@
 /* free keeps errno (README.md, "Semantics": every free preserves errno;
- * TESTPLAN 3) on the paths semantics.c's free_keeps_errno does not reach,
+ * CHECKLIST 3) on the paths semantics.c's free_keeps_errno does not reach,
  * each in a fresh process (death.h) that must exit cleanly:
  *
  *   remote_free          blocks of every class, whole pools among them,

@@ -1,4 +1,4 @@
-/* TESTPLAN group H, the hardening death tests (invalid.c has the invalid
+/* CHECKLIST group H, the hardening death tests (invalid.c has the invalid
  * pointers of case 45): a second free of a block, in any thread and however
  * deep in its free list, aborts with
  *   obm: free(): double free detected (ptr=0x.., class N of S bytes, pool 0x..)

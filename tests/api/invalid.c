@@ -1,9 +1,9 @@
 /* Death tests: a pointer into an obm pool that is not the start of a block
  * in use makes free, realloc and malloc_usable_size abort with one line,
  * "obm: <function>(): invalid pointer 0x...", on stderr (the obm-owned cases
- * of TESTPLAN 45); a block already free is reported by what it was (a
+ * of CHECKLIST 45); a block already free is reported by what it was (a
  * double free, or a pointer already freed). hardening.c has the rest of
- * TESTPLAN group H. Built twice; see api.h. The machinery is death.h's.
+ * CHECKLIST group H. Built twice; see api.h. The machinery is death.h's.
  */
 #include "api.h"
 #include "death.h"

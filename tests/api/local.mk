@@ -69,7 +69,7 @@ tests_api_oom_plain_SOURCES = $(tests_api_oom_obm_SOURCES)
 tests_api_oom_plain_CFLAGS = $(API_PLAIN_FLAGS)
 tests_api_oom_plain_LDADD = $(API_PLAIN_LIBS) $(PTHREAD_LIBS)
 
-# TESTPLAN group H (hardening): death tests through death.h, as invalid.c;
+# CHECKLIST group H (hardening): death tests through death.h, as invalid.c;
 # its cross-thread cases start threads, so ThreadSanitizer runs it too.
 API_OBM_TESTS += tests/api/hardening_obm
 THREAD_TESTS += tests/api/hardening_obm
@@ -84,13 +84,13 @@ tests_api_hardening_plain_SOURCES = $(tests_api_hardening_obm_SOURCES)
 tests_api_hardening_plain_CFLAGS = $(API_PLAIN_FLAGS)
 tests_api_hardening_plain_LDADD = $(API_PLAIN_LIBS) $(PTHREAD_LIBS)
 
-# TESTPLAN 33 stress_content: 8 threads for 25 rounds, a few seconds (about
+# CHECKLIST 33 stress_content: 8 threads for 25 rounds, a few seconds (about
 # 14 s under valgrind), so with the other obm_* API tests in INTERNAL_TESTS.
 API_OBM_TESTS += tests/api/stress_obm
 THREAD_TESTS += tests/api/stress_obm
 API_PRELOADED_TESTS += tests/api/stress_preload.sh
 check_PROGRAMS += tests/api/stress_plain
-# TESTPLAN 37 rss_returns: RSS is what it measures, and valgrind and ASan
+# CHECKLIST 37 rss_returns: RSS is what it measures, and valgrind and ASan
 # change RSS, so not in INTERNAL_TESTS.
 API_RSS_TESTS = tests/api/rss_obm tests/api/rss_preload.sh
 check_PROGRAMS += tests/api/rss_obm tests/api/rss_plain
@@ -132,7 +132,7 @@ endif
 
 # The statistics API (tests/api/stats.c): exact counts need a process where
 # only the test allocates through obm, so it is built against libobm only
-# (no preloaded twin). With its threaded cases (TESTPLAN 41) it also runs
+# (no preloaded twin). With its threaded cases (CHECKLIST 41) it also runs
 # under valgrind, the sanitizers and ThreadSanitizer (test.sh), in about 6 s
 # under valgrind. stats_output.sh checks the JSON and SVG reports that
 # `stats_obm --dump DIR` writes, with python3 and xmllint.

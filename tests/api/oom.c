@@ -1,4 +1,4 @@
-/* Out of memory (TESTPLAN 40 oom_recovers, 31 thread_oom): under a small
+/* Out of memory (CHECKLIST 40 oom_recovers, 31 thread_oom): under a small
  * RLIMIT_AS every allocation call is driven to failure in turn (malloc,
  * calloc, realloc, reallocarray, posix_memalign, aligned_alloc, memalign,
  * and valloc and pvalloc where the drop-in defines them), for pool blocks

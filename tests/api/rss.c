@@ -1,4 +1,4 @@
-/* TESTPLAN 37 rss_returns, measured with RSS (there is no statistics API
+/* CHECKLIST 37 rss_returns, measured with RSS (there is no statistics API
  * yet): 256 MiB of 32-byte blocks raise the resident set by at least
  * 200 MiB, and once they are all freed (in allocation order, and in a
  * second run in random order) it comes back to within RSS_SLACK of the

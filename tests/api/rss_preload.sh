@@ -1,5 +1,5 @@
 #!/bin/sh
-# The RSS test (TESTPLAN 37) through malloc, with the drop-in preloaded;
+# The RSS test (CHECKLIST 37) through malloc, with the drop-in preloaded;
 # rss_plain is not linked to obm and checks that obm really serves it.
 [ -f "$OBM_DROPIN" ] || { echo "Bail out! drop-in library not found: OBM_DROPIN='$OBM_DROPIN'"; exit 1; }
 exec env LD_PRELOAD="$OBM_DROPIN" "$top_builddir/tests/api/rss_plain"

@@ -1,4 +1,4 @@
-/* TESTPLAN group A, API semantics (glibc-compatible): items 1-17, 19, the
+/* CHECKLIST group A, API semantics (glibc-compatible): items 1-17, 19, the
  * run-time half of 20 (tests/checks/symbols.sh reads the symbol tables;
  * the statistics calls are a later issue), and obm_owns. Item 21 is in
  * tests/dropin/libc.c. Built twice; see api.h. */

@@ -21,7 +21,7 @@
  *                        back), every level is back to the baseline, the
  *                        arenas included. Every snapshot is also checked for
  *                        the sums that always hold (below).
- *   partial_free_keeps_only_used_arenas   TESTPLAN 38: a thread's heap makes
+ *   partial_free_keeps_only_used_arenas   CHECKLIST 38: a thread's heap makes
  *                        10,000 blocks of 1 B..16 KiB (3 in 4 small) and frees
  *                        all but every 13th. obm_visit then accounts for every
  *                        arena: its blocks in use are exactly the live blocks
@@ -81,10 +81,10 @@
  *                        `stats_obm --dump DIR` writes both reports and the
  *                        struct as JSON for tests/api/stats_output.sh, which
  *                        checks them with python3 and xmllint.
- *   thread_exit_live_blocks   TESTPLAN 29: sequential threads each return a
+ *   thread_exit_live_blocks   CHECKLIST 29: sequential threads each return a
  *                        live 32 B block that main frees: in-use bytes, pools
  *                        and arenas do not grow, at most one heap is made.
- *   stats_under_threads  TESTPLAN 41: 8 threads allocate and free random
+ *   stats_under_threads  CHECKLIST 41: 8 threads allocate and free random
  *                        blocks (1 in 16 large, some of them 64-aligned), a
  *                        quarter of their steps swapping a block through a
  *                        shared mailbox and freeing the one that comes back,
@@ -98,7 +98,7 @@
  *                        the mallocs are the threads' small requests, the
  *                        large requests theirs, nothing is left in use, and
  *                        no remote block is left uncollected.
- *   fork_and_cancel      TESTPLAN 41: with 4 threads allocating, children
+ *   fork_and_cancel      CHECKLIST 41: with 4 threads allocating, children
  *                        forked by main take a snapshot, walk, print and
  *                        allocate (no lock left held over fork); a thread
  *                        cancelled inside obm_stats_print's writer leaves no
@@ -981,7 +981,7 @@ static void test_stats_exact(void **state)
     alarm(0);
 }
 
-/* ---- partial_free_keeps_only_used_arenas (TESTPLAN 38) ---- */
+/* ---- partial_free_keeps_only_used_arenas (CHECKLIST 38) ---- */
 
 enum { PF_BLOCKS = 10000, PF_KEEP = 13 };
 static void *pf_blocks[PF_BLOCKS];
@@ -1832,7 +1832,7 @@ static void test_report_formats(void **state)
         obm_free(p[i]);
 }
 
-/* ---- thread_exit_live_blocks (TESTPLAN 29) ---- */
+/* ---- thread_exit_live_blocks (CHECKLIST 29) ---- */
 
 static void *te_thread(void *arg)
 {
@@ -1876,7 +1876,7 @@ static void test_thread_exit_live_blocks(void **state)
     alarm(0);
 }
 
-/* ---- stats_under_threads (TESTPLAN 41) ---- */
+/* ---- stats_under_threads (CHECKLIST 41) ---- */
 
 enum { ST_THREADS = 8, ST_SLOTS = 128, ST_MAILBOX = 64 };
 
@@ -2071,7 +2071,7 @@ static void test_stats_under_threads(void **state)
     alarm(0);
 }
 
-/* ---- fork_and_cancel (TESTPLAN 41) ---- */
+/* ---- fork_and_cancel (CHECKLIST 41) ---- */
 
 /* In a forked child (one thread): the stats calls take their locks, and
  * the walk and the snapshot agree. 0, or what failed. */

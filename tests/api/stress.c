@@ -1,4 +1,4 @@
-/* TESTPLAN 33 stress_content, after the description of mimalloc's
+/* CHECKLIST 33 stress_content, after the description of mimalloc's
  * test/test-stress.c (written afresh, not ported line by line): NTHREADS
  * threads run for ROUNDS rounds; each keeps a table of live blocks and, at
  * random, allocates (malloc or calloc; sizes mostly 1..512 with a geometric

@@ -1,9 +1,9 @@
 /* Drop-in, fork:
- *   TESTPLAN 34 fork_child_usable: the child checks and frees blocks
+ *   CHECKLIST 34 fork_child_usable: the child checks and frees blocks
  *     allocated before the fork, then mallocs, memsets and frees, and forks
  *     a grandchild that does the same; the parent keeps working meanwhile.
  *     [jemalloc unit/fork; scudo Fork]
- *   TESTPLAN 35 fork_while_allocating: for 2 s, 4 threads fork while 4
+ *   CHECKLIST 35 fork_while_allocating: for 2 s, 4 threads fork while 4
  *     threads allocate, 2 read lines with getline and one calls
  *     fflush(NULL); every child mallocs and frees and exits with 17, and
  *     one child execs `true`. A deadlock (a lock inherited held) ends in
@@ -56,7 +56,7 @@ static int wait_status(pid_t pid)
     return WEXITSTATUS(status);
 }
 
-/* ---- TESTPLAN 34 ---- */
+/* ---- CHECKLIST 34 ---- */
 
 enum { INHERITED = 3000 };
 
@@ -128,7 +128,7 @@ static void test_fork_child_usable(void **state)
     free(blocks);
 }
 
-/* ---- TESTPLAN 35 ---- */
+/* ---- CHECKLIST 35 ---- */
 
 enum { FORKERS = 4, ALLOCATORS = 4, READERS = 2 };
 

@@ -1,4 +1,4 @@
-/* Drop-in: glibc's statistics calls answer with obm's numbers (TESTPLAN
+/* Drop-in: glibc's statistics calls answer with obm's numbers (CHECKLIST
  * 20: any exported mallinfo, malloc_stats, malloc_trim returns sane
  * values). The program is not linked to obm; obm_stats_get is found with
  * dlsym and serves as the reference.

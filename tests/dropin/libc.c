@@ -1,4 +1,4 @@
-/* Drop-in, TESTPLAN 21 (interposition_libc_internal): libc functions that
+/* Drop-in, CHECKLIST 21 (interposition_libc_internal): libc functions that
  * allocate inside libc must reach obm and keep working: getline (which
  * reallocs its buffer), strdup, asprintf, open_memstream, fopen/fclose,
  * qsort, setlocale, opendir/readdir, scandir, fork + waitpid. obm must never

@@ -1,12 +1,12 @@
 /* Drop-in, threads:
- *   TESTPLAN 28 cross_thread_free: 8 threads, 16 rounds, 2048 blocks of
+ *   CHECKLIST 28 cross_thread_free: 8 threads, 16 rounds, 2048 blocks of
  *     msb + rand % msb bytes per allocating thread and round; half the
  *     threads allocate, the other half check and free what another thread
  *     allocated in the round before. [glibc tst-aligned-alloc-random-thread-
  *     cross; jemalloc test_remote_free] Plus a producer -> consumer pair.
- *   TESTPLAN 29 thread_exit_live_blocks, smaller: 20,000 sequential threads
+ *   CHECKLIST 29 thread_exit_live_blocks, smaller: 20,000 sequential threads
  *     each return a live 32 B block that main frees; RSS stays bounded.
- *   TESTPLAN 30 thread_churn: 2 outer threads start 4 inner threads at a
+ *   CHECKLIST 30 thread_churn: 2 outer threads start 4 inner threads at a
  *     time that "alloc then wait" or "wait then alloc" on a barrier.
  * Threads never call cmocka's asserts (they longjmp); they count errors,
  * and the main thread asserts the counts. */
@@ -48,7 +48,7 @@ static bool all_zero(const unsigned char *p, size_t size)
     return true;
 }
 
-/* ---- TESTPLAN 28: cross-thread free ---- */
+/* ---- CHECKLIST 28: cross-thread free ---- */
 
 enum { XT_HALF = 4, XT_THREADS = 2 * XT_HALF, XT_ROUNDS = 16, XT_BLOCKS = 2048 };
 
@@ -209,7 +209,7 @@ static void test_producer_consumer(void **state)
     assert_int_equal(errors, 0);
 }
 
-/* ---- TESTPLAN 29: threads that exit with a live block ---- */
+/* ---- CHECKLIST 29: threads that exit with a live block ---- */
 
 static void *return_block(void *unused)
 {
@@ -241,7 +241,7 @@ static void test_thread_exit_live_blocks(void **state)
                  NTHREADS - WARMUP);
 }
 
-/* ---- TESTPLAN 30: thread churn ---- */
+/* ---- CHECKLIST 30: thread churn ---- */
 
 enum { CHURN_OUTER = 2, CHURN_INNER = 4 };
 

@@ -1,4 +1,4 @@
-// Drop-in, TESTPLAN 32 (tls_destructor_alloc): malloc and free work
+// Drop-in, CHECKLIST 32 (tls_destructor_alloc): malloc and free work
 //   - in a constructor before main, and in C++ dynamic initialisation;
 //   - in pthread_key destructors, including one that sets its key again so
 //     it runs a second time;
