@@ -682,6 +682,18 @@ static void test_arena_keep_zero(void **state)
     assert_false(obmi_arenas_trim(&a));
 }
 
+/* n arenas' worth of pools in service, p[k] the pools of arena k, whose
+ * base is base[k]. */
+static void fill_arenas(obmi_arenas *a, int n, obmi_pool *p[][OBMI_POOLS_PER_ARENA],
+                        uintptr_t *base)
+{
+    for (int k = 0; k < n; k++) {
+        for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++)
+            p[k][i] = take(a, 0);
+        base[k] = obmi_pool_arena(p[k][0])->base;
+    }
+}
+
 /* At most OBMI_SPARES_WAITING spares beyond the keep wait for the decay:
  * as a sixth arena empties, the oldest spare is unmapped at once. */
 static void test_spares_waiting_bounded(void **state)
@@ -693,11 +705,7 @@ static void test_spares_waiting_bounded(void **state)
     enum { K = OBMI_SPARES_WAITING + 2 };
     obmi_pool *p[K][OBMI_POOLS_PER_ARENA];
     uintptr_t base[K];
-    for (int k = 0; k < K; k++) {
-        for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++)
-            p[k][i] = take(&a, 0);
-        base[k] = obmi_pool_arena(p[k][0])->base;
-    }
+    fill_arenas(&a, K, p, base);
     for (int k = 0; k < K; k++) {
         for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++)
             give(&a, p[k][i]);
@@ -742,11 +750,7 @@ static void test_arena_keep_three(void **state)
     enum { K = 4 };
     obmi_pool *p[K][OBMI_POOLS_PER_ARENA];
     uintptr_t base[K];
-    for (int k = 0; k < K; k++) {
-        for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++)
-            p[k][i] = take(&a, 0);
-        base[k] = obmi_pool_arena(p[k][0])->base;
-    }
+    fill_arenas(&a, K, p, base);
     assert_int_equal(a.narenas_current, K);
     /* Interleaved: arena 3 is the fourth to become entirely free. */
     for (int i = 0; i < OBMI_POOLS_PER_ARENA; i++)
