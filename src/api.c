@@ -314,6 +314,8 @@ OBMI_EXPORT int obm_option_set(const char *name, const char *value)
     obmi_option_store(id, v);
     obmi_purge_options_apply();
     obmi_arenas_unlock(&obmi_main_arenas);
+    if (obmi_option(OBMI_OPTION_VERBOSE))
+        obmi_option_print(id);
     return 0;
 }
 

@@ -571,7 +571,8 @@ size_t obmi_options_count(void);
 const obmi_option_info *obmi_options_describe(size_t i);
 bool obmi_option_parse(const char *name, const char *value, obmi_option_id *id, long *v);
 void obmi_option_store(obmi_option_id id, long v); /* under the manager lock */
-void obmi_options_print(void); /* OBM_VERBOSE: each option, its value and source */
+void obmi_options_print(void);                     /* OBM_VERBOSE: each option, value, source */
+void obmi_option_print(obmi_option_id id);         /* one of them */
 
 /* ---- api.c: the public functions (override.h names them for the drop-in) ---- */
 

@@ -259,31 +259,36 @@ void obmi_option_store(obmi_option_id id, long v)
     option_sources[id] = FROM_OPTION_SET;
 }
 
-/* OBM_VERBOSE: every option, its value and where it came from, a line
- * each. */
+/* OBM_VERBOSE: option id, its value and where it came from, a line. */
+void obmi_option_print(obmi_option_id id)
+{
+    int i = (int)id;
+    const obmi_option_info *d = &option_table[i];
+    obmi_msg m = {.len = 0};
+    obmi_msg_str(&m, "obm: option ");
+    obmi_msg_str(&m, d->name);
+    obmi_msg_str(&m, "=");
+    long v = option_values[i];
+    if (d->kind == OBMI_OPTION_PATH) {
+        obmi_msg_str(&m, option_paths[i]);
+    } else if (d->kind == OBMI_OPTION_WORD) {
+        obmi_msg_str(&m, d->words[v]);
+    } else {
+        if (v < 0)
+            obmi_msg_str(&m, "-");
+        obmi_msg_dec(&m, (uintmax_t)(v < 0 ? -v : v));
+    }
+    obmi_msg_str(&m, " (");
+    obmi_msg_str(&m, source_names[option_sources[i]]);
+    obmi_msg_str(&m, ")");
+    obmi_msg_emit(&m);
+}
+
+/* OBM_VERBOSE at start: every option, a line each. */
 void obmi_options_print(void)
 {
-    for (int i = 0; i < OBMI_OPTION_COUNT; i++) {
-        const obmi_option_info *d = &option_table[i];
-        obmi_msg m = {.len = 0};
-        obmi_msg_str(&m, "obm: option ");
-        obmi_msg_str(&m, d->name);
-        obmi_msg_str(&m, "=");
-        long v = option_values[i];
-        if (d->kind == OBMI_OPTION_PATH) {
-            obmi_msg_str(&m, option_paths[i]);
-        } else if (d->kind == OBMI_OPTION_WORD) {
-            obmi_msg_str(&m, d->words[v]);
-        } else {
-            if (v < 0)
-                obmi_msg_str(&m, "-");
-            obmi_msg_dec(&m, (uintmax_t)(v < 0 ? -v : v));
-        }
-        obmi_msg_str(&m, " (");
-        obmi_msg_str(&m, source_names[option_sources[i]]);
-        obmi_msg_str(&m, ")");
-        obmi_msg_emit(&m);
-    }
+    for (int i = 0; i < OBMI_OPTION_COUNT; i++)
+        obmi_option_print((obmi_option_id)i);
 }
 
 /* For the options_table tool (the README's table). */

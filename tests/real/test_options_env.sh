@@ -8,6 +8,8 @@
 #        OBM_PYTHON_ALLOCATOR) and the options: nothing
 #   4    OBM_PURGE_DELAY_MS=' 100' and '+100': refused as numbers, the
 #        default kept
+#   5    with OBM_VERBOSE=1, obm_option_set prints the option it changed,
+#        from obm_option_set
 . "${top_srcdir:-.}/tests/real/common.sh"
 require_program python3 "$PYTHON3"
 require_dropin
@@ -20,7 +22,7 @@ run()
         [ "$(cat "$tmp/out")" = out ]
 }
 
-echo "1..4"
+echo "1..5"
 cat >"$tmp/want" <<'WANT'
 obm: ignoring OBM_SHOW_STAT: no such option (did you mean OBM_SHOW_STATS?)
 obm: ignoring OBM_SHOWSTATS: no such option (did you mean OBM_SHOW_STATS?)
@@ -43,4 +45,14 @@ for v in ' 100' '+100' '100 '; do
         { fails=$((fails + 1)); diag "$tmp/err"; }
 done
 ok $fails "OBM_PURGE_DELAY_MS=' 100', '+100' and '100 ' are refused and the default kept"
+OBM_VERBOSE=1 LD_PRELOAD="$OBM_DROPIN" "$PYTHON3" -c '
+import ctypes
+set_option = ctypes.CDLL(None).obm_option_set
+assert set_option(b"OBM_PURGE_DELAY_MS", b"0") == 0
+assert set_option(b"OBM_PURGE_DELAY_MS", b"x") != 0' 2>"$tmp/err" &&
+    [ "$(grep -c 'OBM_PURGE_DELAY_MS' "$tmp/err")" -eq 2 ] &&
+    grep -qx 'obm: option OBM_PURGE_DELAY_MS=100 (default)' "$tmp/err" &&
+    [ "$(tail -1 "$tmp/err")" = "obm: option OBM_PURGE_DELAY_MS=0 (obm_option_set)" ]
+ok $? "OBM_VERBOSE=1: obm_option_set prints the option it changed, and nothing for a refused value" ||
+    diag "$tmp/err"
 exit 0
