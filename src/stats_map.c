@@ -26,8 +26,13 @@
  *     ledger of obm_stats_get as a bar and a table, and the large blocks,
  *     which live in the backing allocator and are not drawn.
  *
+ *   - Above FINE_ARENAS_MAX arenas (64 MiB) the map is coarse: one cell per
+ *     arena, 64 to a row, coloured by the class most of its pools serve and
+ *     shaded by its bytes in use; the legend and the totals are the same.
+ *
  * Structure tests rely on (tests/api/stats.c, tests/api/stats_output.sh):
- * one <g class="arena"> per arena, holding exactly one <rect> per pool whose
+ * in a coarse map one <rect class="arena-cell"> per arena and no pool
+ * cell; otherwise one <g class="arena"> per arena, holding exactly one <rect> per pool whose
  * class starts with "pool" ("pool used", "pool full", "pool e" free in its
  * arena, "pool c" cached by a heap, "pool u" untouched, "pool p" purged); no other element
  * has "pool" in its class.
@@ -66,6 +71,9 @@
 #define LEGEND_H   148                        /* from the legend's top to the totals' top */
 #define TOTALS_H   188                        /* the bar, the ledger and the counts */
 #define ARENA_ROWS (OBMI_POOLS_PER_ARENA + 1) /* snapshot records per arena */
+/* Above this many arenas the map draws one cell per arena, 64 to a row,
+ * so a large heap's picture stays small; the totals stay exact. */
+#define FINE_ARENAS_MAX 256
 
 /* ---- numbers and attributes ---- */
 
@@ -367,7 +375,7 @@ static size_t ledger_bytes(const obm_stats_t *s, const ledger_part *part)
 
 /* The opening: size, the shared styles, the root group that every
  * renderer inherits fonts and "no stroke" from, and the title. */
-static void out_header(obmi_out *o, size_t height, size_t narenas, size_t in_use)
+static void out_header(obmi_out *o, size_t height, size_t narenas, size_t in_use, bool coarse)
 {
     obmi_out_str(o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                     "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\"");
@@ -417,9 +425,14 @@ static void out_header(obmi_out *o, size_t height, size_t narenas, size_t in_use
     obmi_out_str(o, ", ");
     out_percent(o, in_use, mapped);
     obmi_out_str(o, " in use</text>\n");
-    out_text(o, "sub", MARGIN, 44,
-             "One row per arena, oldest first; one cell per 4 KiB pool. Colour: the pool's "
-             "size class. Shade: how many of its blocks are in use. Hover for details.");
+    if (coarse)
+        out_text(o, "sub", MARGIN, 44,
+                 "Many arenas: one cell per 256 KiB arena, 64 to a row, oldest first. Colour: "
+                 "the class of most of its pools. Shade: its bytes in use. Hover for details.");
+    else
+        out_text(o, "sub", MARGIN, 44,
+                 "One row per arena, oldest first; one cell per 4 KiB pool. Colour: the pool's "
+                 "size class. Shade: how many of its blocks are in use. Hover for details.");
 }
 
 /* Heads over the three columns, and pool numbers over the grid so a cell
@@ -724,6 +737,78 @@ static void out_arena(obmi_out *o, const obm_region_t *arena, const obm_region_t
     obmi_out_str(o, "</text></g>\n");
 }
 
+/* One arena as one cell (the coarse map): the colour of the class most
+ * of its pools serve, shaded by its share of bytes in use; an arena with
+ * no pool serving a class looks like a free pool. */
+static void out_arena_cell(obmi_out *o, const obm_region_t *arena, const obm_region_t *pools,
+                           unsigned index)
+{
+    size_t count[OBMI_NCLASSES] = {0};
+    int most = -1;
+    for (unsigned i = 0; i < OBMI_POOLS_PER_ARENA; i++) {
+        int c = pools[i].size_class;
+        if (c >= 0 && ++count[c] > (most < 0 ? 0 : count[most]))
+            most = c;
+    }
+    size_t in_use = arena_bytes_in_use(pools);
+    obmi_out_str(o, "<rect class=\"arena-cell\"");
+    out_attr(o, "x", (uintmax_t)index * PITCH);
+    obmi_out_str(o, " width=\"10\" height=\"10\"");
+    if (most < 0) {
+        obmi_out_str(o, " fill=\"");
+        obmi_out_str(
+            o, free_look(arena->state == OBM_ARENA_SPARE ? OBM_POOL_EMPTY : OBM_POOL_CACHED)->fill);
+        obmi_out_str(o, "\"");
+    } else {
+        char hex[8];
+        class_fill(most, (double)in_use / (double)(arena->used * OBMI_POOL_SIZE), hex);
+        obmi_out_str(o, " fill=\"");
+        obmi_out_str(o, hex);
+        obmi_out_str(o, "\"");
+    }
+    obmi_out_str(o, "><title>arena #");
+    obmi_out_dec(o, arena->arena_serial);
+    obmi_out_str(o, " at ");
+    out_hex(o, (uintptr_t)arena->address);
+    obmi_out_str(o, ": ");
+    obmi_out_dec(o, arena->used);
+    obmi_out_str(o, " of 64 pools serving a class");
+    if (most >= 0) {
+        obmi_out_str(o, " (");
+        obmi_out_dec(o, count[most]);
+        obmi_out_str(o, " of class ");
+        obmi_out_dec(o, (uintmax_t)most);
+        obmi_out_str(o, ", ");
+        obmi_out_dec(o, obmi_class_size((unsigned)most));
+        obmi_out_str(o, " B)");
+    }
+    obmi_out_str(o, ", ");
+    obmi_out_num(o, in_use, 0, true);
+    obmi_out_str(o, " bytes in use</title></rect>");
+}
+
+/* Row r of the coarse map: arenas 64 r .. 64 r + 63 of the snapshot. */
+static void out_arena_row(obmi_out *o, const obm_region_t *regions, size_t narenas, size_t r)
+{
+    obmi_out_str(o, "<g class=\"arena-row\" transform=\"translate(");
+    obmi_out_dec(o, GRID_X);
+    obmi_out_str(o, ",");
+    obmi_out_dec(o, TOP + r * ROW);
+    obmi_out_str(o, ")\"><text class=\"lab\" x=\"-10\" y=\"9\">#");
+    obmi_out_dec(o, regions[r * OBMI_POOLS_PER_ARENA * ARENA_ROWS].arena_serial);
+    obmi_out_str(o, "</text><rect class=\"tray\" x=\"-1\" y=\"-1\"");
+    out_attr(o, "width", GRID_W + 2);
+    obmi_out_str(o, " height=\"12\"/>\n");
+    for (unsigned i = 0; i < OBMI_POOLS_PER_ARENA; i++) {
+        size_t a = r * OBMI_POOLS_PER_ARENA + i;
+        if (a >= narenas)
+            break;
+        const obm_region_t *arena = &regions[a * ARENA_ROWS];
+        out_arena_cell(o, arena, arena + 1, i);
+    }
+    obmi_out_str(o, "</g>\n");
+}
+
 /* The whole picture from one snapshot, so every row is one moment's; the
  * snapshot is mapped memory, not malloc's, as the drop-in draws this at
  * exit. */
@@ -736,19 +821,23 @@ int obmi_map_print(obmi_out *o)
     if (rc != 0)
         return rc;
     size_t narenas = nregions / ARENA_ROWS;
-    size_t rows_h = narenas == 0 ? 2 * ROW : narenas * ROW;
+    bool coarse = narenas > FINE_ARENAS_MAX;
+    size_t nrows = coarse ? (narenas + OBMI_POOLS_PER_ARENA - 1) / OBMI_POOLS_PER_ARENA : narenas;
+    size_t rows_h = narenas == 0 ? 2 * ROW : nrows * ROW;
     size_t legend_y = TOP + rows_h + 22;
     size_t totals_y = legend_y + LEGEND_H;
-    out_header(o, totals_y + TOTALS_H, narenas, s.bytes_in_use);
+    out_header(o, totals_y + TOTALS_H, narenas, s.bytes_in_use, coarse);
     out_legend(o, legend_y);
     out_totals(o, &s, totals_y);
     if (narenas == 0)
         out_text(o, "sub", GRID_X, TOP + 10,
                  "No arena is mapped: no small block was ever asked "
                  "for, or every arena has been released.");
-    else
+    else if (!coarse)
         out_column_heads(o);
-    for (size_t a = 0; a < narenas; a++) {
+    for (size_t r = 0; coarse && r < nrows; r++)
+        out_arena_row(o, regions, narenas, r);
+    for (size_t a = 0; !coarse && a < narenas; a++) {
         const obm_region_t *arena = &regions[a * ARENA_ROWS];
         out_arena(o, arena, arena + 1, TOP + a * ROW);
     }

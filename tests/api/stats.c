@@ -134,6 +134,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 /* ---- geometry, computed here rather than taken from the library ---- */
@@ -2283,6 +2284,45 @@ static int dump(const char *dir)
     return 0;
 }
 
+/* A heap of more than 256 arenas gets the coarse map: one cell per arena,
+ * no pool cells, the same totals, and a picture far smaller than 64 rows
+ * of 64 cells per arena would make. */
+static size_t count_of(const char *text, const char *word)
+{
+    size_t n = 0;
+    for (const char *p = strstr(text, word); p != NULL; p = strstr(p + 1, word))
+        n++;
+    return n;
+}
+
+static void test_map_coarse(void **state)
+{
+    (void)state;
+    enum { PER_POOL = 7, ARENAS = 300 }; /* 512-byte blocks, 7 to a pool */
+    size_t n = (size_t)ARENAS * (OBM_ARENA_SIZE / OBM_POOL_SIZE) * PER_POOL;
+    void **blocks =
+        mmap(NULL, n * sizeof *blocks, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(blocks != MAP_FAILED);
+    for (size_t i = 0; i < n; i++)
+        assert_non_null(blocks[i] = obm_malloc(OPQ(512)));
+    obm_stats_t s = {.size = sizeof s};
+    assert_int_equal(obm_stats_get(&s), 0);
+    assert_true(s.arenas_current > 256);
+    assert_int_equal(capture_report(&cap, "M"), 0);
+    assert_false(cap.overflow);
+    obm_stats_t t = {.size = sizeof t};
+    assert_int_equal(obm_stats_get(&t), 0);
+    assert_int_equal(t.arenas_current, s.arenas_current); /* the same heap drawn */
+    assert_int_equal(count_of(cap.buf, "class=\"arena-cell\""), s.arenas_current);
+    assert_int_equal(count_of(cap.buf, "class=\"pool"), 0);
+    assert_non_null(strstr(cap.buf, "one cell per 256 KiB arena"));
+    assert_true(cap.len < 400 * 1024);
+    printf("# map_coarse: %zu arenas in %zu bytes of SVG\n", s.arenas_current, cap.len);
+    for (size_t i = 0; i < n; i++)
+        obm_free(blocks[i]);
+    munmap(blocks, n * sizeof *blocks);
+}
+
 /* obm_version(): the library's version, as the header's version string
  * spells it. */
 static void test_version(void **state)
@@ -2306,6 +2346,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         /* First, while nothing else has allocated: the baselines are small. */
         cmocka_unit_test(test_version),
+        cmocka_unit_test(test_map_coarse),
         cmocka_unit_test(test_stats_exact),
         cmocka_unit_test(test_partial_free),
         cmocka_unit_test(test_large_blocks),
