@@ -281,14 +281,14 @@ OBMI_EXPORT int obm_owns(const void *p)
     return obmi_arena_map_lookup(p) != NULL;
 }
 
-/* The calling thread's empty pools back to their arenas (a thread's heap
- * is its own to touch), then every free pool's page back to the OS and
- * every entirely free arena unmapped. */
 OBMI_EXPORT int obm_version(void)
 {
     return OBM_VERSION;
 }
 
+/* The calling thread's empty pools back to their arenas (a thread's heap
+ * is its own to touch), then every free pool's page back to the OS and
+ * every entirely free arena unmapped. */
 OBMI_EXPORT int obm_trim(void)
 {
     obmi_heap *heap = obmi_tls_heap;

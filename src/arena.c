@@ -248,14 +248,19 @@ void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool)
 
 /* Unmap entirely free arenas (spares, at the tail of `usable`) until at
  * most keep are left: how many went. */
+static void release_spare(obmi_arenas *arenas, obmi_arena *spare)
+{
+    arena_unlink_usable(arenas, spare);
+    arena_empty_to_released(arenas, spare);
+    arenas->nspare--;
+}
+
 static size_t release_spares(obmi_arenas *arenas, size_t keep)
 {
     size_t n = 0;
     obmi_arena *spare;
     while (arenas->nspare > keep && (spare = arenas->nfp2lasta[OBMI_POOLS_PER_ARENA]) != NULL) {
-        arena_unlink_usable(arenas, spare);
-        arena_empty_to_released(arenas, spare);
-        arenas->nspare--;
+        release_spare(arenas, spare);
         n++;
     }
     return n;
@@ -274,13 +279,10 @@ void obmi_arenas_decay_spares(obmi_arenas *arenas)
     obmi_arena *ao = arenas->nfp2lasta[OBMI_POOLS_PER_ARENA];
     while (ao != NULL && ao->nfreepools == OBMI_POOLS_PER_ARENA) {
         obmi_arena *prev = ao->prevarena;
-        if (ao->spare_old && arenas->nspare > arenas->arena_keep) {
-            arena_unlink_usable(arenas, ao);
-            arena_empty_to_released(arenas, ao);
-            arenas->nspare--;
-        } else {
+        if (ao->spare_old && arenas->nspare > arenas->arena_keep)
+            release_spare(arenas, ao);
+        else
             ao->spare_old = true;
-        }
         ao = prev;
     }
 }

@@ -117,8 +117,9 @@ static bool parse_int(const obmi_option_info *d, const char *s, long *v)
     errno = 0;
     *v = strtol(s, &end, 10);
     /* strtol skips leading white space and takes a '+': neither is a number here */
-    bool digits = (s[0] == '-' ? s[1] : s[0]) >= '0' && (s[0] == '-' ? s[1] : s[0]) <= '9';
-    bool ok = digits && errno == 0 && end != s && *end == '\0' && *v >= d->min && *v <= d->max;
+    char first = s[0] == '-' ? s[1] : s[0];
+    bool ok = first >= '0' && first <= '9' && errno == 0 && end != s && *end == '\0' &&
+              *v >= d->min && *v <= d->max;
     errno = saved;
     return ok;
 }
@@ -165,13 +166,19 @@ static size_t distance(const char *a, size_t na, const char *b)
     return row[nb];
 }
 
+/* The len bytes at name are exactly word. */
+static bool same_name(const char *name, size_t len, const char *word)
+{
+    return strlen(word) == len && strncmp(name, word, len) == 0;
+}
+
 static bool known_name(const char *name, size_t len)
 {
     for (int i = 0; i < OBMI_OPTION_COUNT; i++)
-        if (strlen(option_table[i].name) == len && strncmp(name, option_table[i].name, len) == 0)
+        if (same_name(name, len, option_table[i].name))
             return true;
     for (size_t i = 0; tool_variables[i] != NULL; i++)
-        if (strlen(tool_variables[i]) == len && strncmp(name, tool_variables[i], len) == 0)
+        if (same_name(name, len, tool_variables[i]))
             return true;
     return false;
 }

@@ -109,7 +109,8 @@ static int open_file(int r, bool at_exit)
     return fd;
 }
 
-/* The name as given, made absolute against the current directory. */
+/* The name as given, made absolute against the current directory; false
+ * with errno set when it cannot be. */
 static bool absolute_name(const char *given, char *out, size_t size)
 {
     size_t n = 0;
@@ -117,14 +118,18 @@ static bool absolute_name(const char *given, char *out, size_t size)
         if (getcwd(out, size) == NULL)
             return false;
         n = strlen(out);
-        if (n + 1 >= size)
+        if (n + 1 >= size) {
+            errno = ENAMETOOLONG;
             return false;
+        }
         if (n == 0 || out[n - 1] != '/')
             out[n++] = '/';
     }
     size_t len = strlen(given);
-    if (n + len >= size)
+    if (n + len >= size) {
+        errno = ENAMETOOLONG;
         return false;
+    }
     memcpy(out + n, given, len + 1);
     return true;
 }
@@ -152,7 +157,7 @@ void obmi_report_init(void)
             continue;
         }
         if (!absolute_name(given, k->name, sizeof k->name)) {
-            tell_failure(r, given, errno != 0 ? errno : ENAMETOOLONG);
+            tell_failure(r, given, errno);
             k->wanted = false;
             continue;
         }

@@ -11,8 +11,9 @@
  *   - A pool serving a size class is coloured by its class (each class its
  *     own colour, neighbouring classes far apart, named in the legend), and
  *     shaded by how full it is: pale when few of its blocks are in use,
- *     deep when all are, and never as pale as a free pool. Many pale cells of one colour are the
- *     picture of fragmentation: memory held for blocks nobody uses.
+ *     deep when all are, and never as pale as a free pool. Many pale cells
+ *     of one colour are the picture of fragmentation: memory held for
+ *     blocks nobody uses.
  *   - A pool serving no class is grey: light grey when it is free in its
  *     arena, mid grey when a thread's heap holds it for reuse, nearly white
  *     when its page was given back to the OS, white when it was never used
@@ -25,15 +26,14 @@
  *     address and the counts. Below the rows: the legend, then the byte
  *     ledger of obm_stats_get as a bar and a table, and the large blocks,
  *     which live in the backing allocator and are not drawn.
- *
  *   - Above FINE_ARENAS_MAX arenas (64 MiB) the map is coarse: one cell per
  *     arena, 64 to a row, coloured by the class most of its pools serve and
  *     shaded by its bytes in use; the legend and the totals are the same.
  *
  * Structure tests rely on (tests/api/stats.c, tests/api/stats_output.sh):
  * in a coarse map one <rect class="arena-cell"> per arena and no pool
- * cell; otherwise one <g class="arena"> per arena, holding exactly one <rect> per pool whose
- * class starts with "pool" ("pool used", "pool full", "pool e" free in its
+ * cell; otherwise one <g class="arena"> per arena, holding exactly one
+ * <rect> per pool whose class starts with "pool" ("pool used", "pool full", "pool e" free in its
  * arena, "pool c" cached by a heap, "pool u" untouched, "pool p" purged); no other element
  * has "pool" in its class.
  *
@@ -747,7 +747,10 @@ static void out_arena_cell(obmi_out *o, const obm_region_t *arena, const obm_reg
     int most = -1;
     for (unsigned i = 0; i < OBMI_POOLS_PER_ARENA; i++) {
         int c = pools[i].size_class;
-        if (c >= 0 && ++count[c] > (most < 0 ? 0 : count[most]))
+        if (c < 0)
+            continue;
+        count[c]++;
+        if (most < 0 || count[c] > count[most])
             most = c;
     }
     size_t in_use = arena_bytes_in_use(pools);
@@ -760,11 +763,7 @@ static void out_arena_cell(obmi_out *o, const obm_region_t *arena, const obm_reg
             o, free_look(arena->state == OBM_ARENA_SPARE ? OBM_POOL_EMPTY : OBM_POOL_CACHED)->fill);
         obmi_out_str(o, "\"");
     } else {
-        char hex[8];
-        class_fill(most, (double)in_use / (double)(arena->used * OBMI_POOL_SIZE), hex);
-        obmi_out_str(o, " fill=\"");
-        obmi_out_str(o, hex);
-        obmi_out_str(o, "\"");
+        out_class_fill(o, most, in_use, arena->used * OBMI_POOL_SIZE);
     }
     obmi_out_str(o, "><title>arena #");
     obmi_out_dec(o, arena->arena_serial);

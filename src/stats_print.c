@@ -3,7 +3,6 @@
  * No stdio and no malloc: the drop-in prints these at exit, and through
  * malloc_stats(), from inside the allocator. */
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
