@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <elf.h>
 #include <link.h>
+#include <malloc.h>
 #include <string.h>
 
 #include "internal.h"
@@ -221,6 +222,25 @@ size_t obmi_backing_usable_size(void *p)
     if (OBMI_UNLIKELY(fn == NULL) && (fn = resolve_usable_size()) == NULL)
         obmi_fatal("cannot find glibc's malloc_usable_size in libc.so");
     return fn(p);
+}
+
+/* glibc's own mallinfo2 (the drop-in's reports obm's arenas): its blocks
+ * in use and its mmapped ones, which are the drop-in's large blocks and
+ * what glibc keeps in its thread cache. */
+typedef struct mallinfo2 (*mallinfo2_fn)(void);
+static _Atomic(mallinfo2_fn) libc_mallinfo2;
+
+size_t obmi_backing_bytes_in_use(void)
+{
+    mallinfo2_fn fn = atomic_load_explicit(&libc_mallinfo2, memory_order_acquire);
+    if (OBMI_UNLIKELY(fn == NULL)) {
+        fn = (mallinfo2_fn)obmi_libc_symbol("mallinfo2");
+        if (fn == NULL)
+            return 0; /* a glibc before 2.33: not known */
+        atomic_store_explicit(&libc_mallinfo2, fn, memory_order_release);
+    }
+    struct mallinfo2 mi = fn();
+    return mi.uordblks + mi.hblkhd;
 }
 
 /* Resolved at start-up, outside any malloc call; a failure only matters

@@ -44,6 +44,14 @@ size_t obmi_backing_usable_size(void *p)
     return malloc_usable_size(p);
 }
 
+/* The process's malloc, whatever it is, through glibc's interface: the
+ * whole process's blocks, not only libobm's. */
+size_t obmi_backing_bytes_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
 void obmi_backing_init(void)
 {
 }

@@ -465,6 +465,7 @@ void *obmi_backing_realloc(void *p, size_t size);
 void obmi_backing_free(void *p);
 void *obmi_backing_memalign(size_t alignment, size_t size); /* power-of-two alignment */
 size_t obmi_backing_usable_size(void *p);
+size_t obmi_backing_bytes_in_use(void); /* its own count: glibc's mallinfo2 */
 void obmi_backing_init(void);
 void obmi_backing_fork_prepare(void); /* locks the backing side needs held over fork */
 void obmi_backing_fork_parent(void);

@@ -32,7 +32,7 @@ OBMI_EXPORT struct mallinfo2 mallinfo2(void)
         .arena = s.bytes_mapped,         /* obm's arenas */
         .ordblks = free_blocks(&s),      /* free small blocks */
         .hblks = s.large_allocs_current, /* blocks held from glibc */
-        .hblkhd = s.large_bytes_current, /* their bytes */
+        .hblkhd = s.large_bytes_current, /* glibc's own count of its bytes in use */
         .usmblks = s.arenas_highwater * OBMI_ARENA_SIZE,
         .uordblks = s.bytes_in_use + s.large_bytes_current,
         .fordblks = s.bytes_free_blocks + s.bytes_empty_pools,

@@ -190,8 +190,6 @@ static void stats_finish_locked(const obmi_arenas *arenas, obm_stats_t *s)
         s->classes[c].remote_frees = k->remote_frees[c];
     }
     s->large_allocs_current = level(k->large[OBMI_LARGE_ALLOC], k->large[OBMI_LARGE_FREE]);
-    s->large_bytes_current =
-        level(k->large_bytes[OBMI_LARGE_ALLOC], k->large_bytes[OBMI_LARGE_FREE]);
     s->large_allocs_total = k->large[OBMI_LARGE_ALLOC];
     s->heaps_live = heaps.live;
     s->heaps_abandoned = heaps.abandoned;
@@ -215,6 +213,13 @@ static void stats_finish_locked(const obmi_arenas *arenas, obm_stats_t *s)
     s->errors_overflow = obmi_error_count(OBMI_ERROR_OVERFLOW);
 }
 
+/* After the manager lock: what the backing allocator holds, asked of it
+ * (it takes its own locks, never under ours). */
+static void stats_finish_backing(obm_stats_t *s)
+{
+    s->large_bytes_current = obmi_backing_bytes_in_use();
+}
+
 OBMI_EXPORT int obm_stats_get(obm_stats_t *out)
 {
     if (out == NULL || out->size != sizeof(obm_stats_t))
@@ -225,6 +230,7 @@ OBMI_EXPORT int obm_stats_get(obm_stats_t *out)
     walk_locked(arenas, stats_add_region, out);
     stats_finish_locked(arenas, out);
     obmi_arenas_unlock(arenas);
+    stats_finish_backing(out);
     return 0;
 }
 
@@ -297,7 +303,9 @@ const obmi_stats_field obmi_stats_fields[] = {
     FIELD(pools_purged_total, COUNT, "pools given back to the OS, ever"),
     FIELD(large_allocs_current, LEVEL,
           "blocks held from the backing allocator (requests over 512 bytes or aligned over 16)"),
-    FIELD(large_bytes_current, LEVEL, "their usable bytes, as the backing allocator reports them"),
+    FIELD(large_bytes_current, LEVEL,
+          "bytes the backing allocator has in use, its own count when the statistics are "
+          "taken (glibc: `mallinfo2` `uordblks + hblkhd`, its thread cache included)"),
     FIELD(large_allocs_total, COUNT, "requests served by the backing allocator, ever"),
     FIELD(heaps_live, LEVEL, "thread heaps owned by a running thread"),
     FIELD(heaps_abandoned, LEVEL, "heaps whose thread ended, waiting to be adopted"),
@@ -414,6 +422,7 @@ int obmi_snapshot_take(obm_region_t **regions, size_t *n, size_t *mapped, obm_st
         }
         obmi_arenas_unlock(arenas);
         if (fits) {
+            stats_finish_backing(stats);
             *regions = s.regions;
             *n = s.n;
             *mapped = bytes;

@@ -285,10 +285,8 @@ __attribute__((no_sanitize("thread"))) void obmi_heaps_sum_locked(obmi_heaps_sum
         sum->pools_from_arenas += k->pools_from_arenas;
         sum->pools_to_arenas += k->pools_to_arenas;
         sum->adoptions += k->adoptions;
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < 2; i++)
             sum->large[i] += k->large[i];
-            sum->large_bytes[i] += k->large_bytes[i];
-        }
         int owner = atomic_load_explicit(&heap->owner, memory_order_relaxed);
         out->live += owner == OBMI_HEAP_OWNED;
         out->abandoned += owner == OBMI_HEAP_ABANDONED || owner == OBMI_HEAP_CLAIMED;

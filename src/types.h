@@ -302,8 +302,7 @@ struct obmi_heap_counts {
     size_t pools_from_arenas; /* of pools_taken: under the manager lock */
     size_t pools_to_arenas;   /* of pools_returned, and cached pools flushed: likewise */
     size_t adoptions;         /* times a new thread adopted this heap */
-    size_t large[2];       /* blocks taken from [0] and given back to [1] the backing allocator */
-    size_t large_bytes[2]; /* their usable sizes */
+    size_t large[2]; /* blocks taken from [0] and given back to [1] the backing allocator */
 };
 
 /* A heap: the usedpools rings of every class, where its pools come from,

@@ -360,6 +360,54 @@ static void free_stack_var(void)
     T_FREE(OPQP(&frame[3]));
 }
 
+/* ---- 49 large_invalid_free ----
+ *
+ * Blocks above the small sizes, freed twice or at an interior address:
+ * whoever serves them aborts with its own message (glibc's, through the
+ * drop-in's large path, which hands the pointer over unread), never a
+ * crash. The block is filled with 0x41 first, so the word in front of an
+ * interior pointer, which glibc takes for a chunk size, is absurd: glibc
+ * rejects it, where anything that follows it first runs off. A guard block keeps the double-freed
+ * block off the top of glibc's heap; the _top cases leave it there. */
+static void large_double_free(size_t n, bool guarded)
+{
+    char *p = T_MALLOC(OPQ(n));
+    char *guard = guarded ? T_MALLOC(OPQ(n)) : NULL;
+    if (p == NULL || (guarded && guard == NULL))
+        death_fail("malloc(%zu) failed", n);
+    memset(p, 0, n);
+    T_FREE(p);
+    T_FREE(OPQP(p));
+    T_FREE(guard);
+}
+
+static void large_interior_free(size_t n)
+{
+    char *p = T_MALLOC(OPQ(n));
+    if (p == NULL)
+        death_fail("malloc(%zu) failed", n);
+    memset(p, 0x41, n);
+    T_FREE(OPQP(p + 32));
+}
+
+#define LARGE_CASES(n)                                                                             \
+    static void large_double_free_##n(void)                                                        \
+    {                                                                                              \
+        large_double_free(n, true);                                                                \
+    }                                                                                              \
+    static void large_double_free_top_##n(void)                                                    \
+    {                                                                                              \
+        large_double_free(n, false);                                                               \
+    }                                                                                              \
+    static void large_interior_free_##n(void)                                                      \
+    {                                                                                              \
+        large_interior_free(n);                                                                    \
+    }
+LARGE_CASES(600)
+LARGE_CASES(4000)
+LARGE_CASES(20000)
+LARGE_CASES(100000)
+
 /* The arena's first byte: pool 0's header. */
 static void free_arena_start(void)
 {
@@ -912,6 +960,16 @@ static const struct death_case cases[] = {
     CASE(usable_size_freed_deep, DEATH_ABORT, 0, NULL),
     CASE(realloc_freed_by_thread, DEATH_ABORT, 0, NULL),
     CASE(usable_size_remote_freed, DEATH_ABORT, 0, NULL),
+/* 49: fresh processes, where ASan and TSan abort too (valgrind runs them natively) */
+#define LARGE(n)                                                                                   \
+    CASE(large_double_free_##n, DEATH_ABORT_ANY, 1, ASAN_ABORTS),                                  \
+        CASE(large_double_free_top_##n, DEATH_ABORT_ANY, 1, ASAN_ABORTS),                          \
+        CASE(large_interior_free_##n, DEATH_ABORT_ANY, 1, ASAN_ABORTS)
+    LARGE(600),
+    LARGE(4000),
+    LARGE(20000),
+    LARGE(100000),
+#undef LARGE
     /* OBM_ON_ERROR */
     CASE(report_double_free, DEATH_EXIT, 1, REPORT),
     CASE(report_double_free_cross_thread, DEATH_EXIT, 1, REPORT),
