@@ -219,6 +219,19 @@ void *obmi_calloc(size_t count, size_t size)
     return p;
 }
 
+/* The size to allocate when a block of old usable bytes moves to hold
+ * size: a block that grows gets a quarter more than it had (as tcmalloc
+ * does), so a block grown in small steps moves once per quarter instead
+ * of at every 16-byte class, but no more than the small sizes when size is
+ * one of them; a shrink gets what it asks for. */
+static size_t realloc_grown(size_t old, size_t size)
+{
+    size_t headroom = old + old / 4;
+    if (size <= OBMI_SMALL_MAX && headroom > OBMI_SMALL_MAX)
+        headroom = OBMI_SMALL_MAX;
+    return size > old && headroom > size ? headroom : size;
+}
+
 void *obmi_realloc(void *p, size_t size)
 {
     if (p == NULL)
@@ -248,7 +261,7 @@ void *obmi_realloc(void *p, size_t size)
         if (size <= old && old - size < old / 4)
             return p;
     }
-    void *q = obmi_malloc(size);
+    void *q = obmi_malloc(realloc_grown(old, size));
     if (q == NULL)
         return NULL; /* p is untouched and still valid */
     memcpy(q, p, old < size ? old : size);

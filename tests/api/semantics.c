@@ -369,6 +369,41 @@ static void test_realloc_to_usable_in_place(void **state)
     }
 }
 
+/* ---- 50. realloc_growth ----
+ *
+ * A block grown in 16-byte steps from 16 to 512 bytes moves only when it
+ * has outgrown a quarter more than it had, up to 512 (src/api.c,
+ * realloc_grown): 12 moves, to blocks of 32 48 64 80 112 144 192 240 304
+ * 384 480 512 bytes, where moving at every class would make 31. Its bytes survive each move, and
+ * every step fits the size asked for. */
+static void test_realloc_growth(void **state)
+{
+    (void)state;
+    unsigned char *p = T_MALLOC(OPQ(16));
+    assert_non_null(p);
+    memset(p, 1, 16);
+    unsigned moves = 0;
+    for (size_t n = 32; n <= OBM_SMALL_MAX; n += 16) {
+        unsigned char *q = T_REALLOC(p, OPQ(n));
+        assert_non_null(q);
+        assert_true(T_USABLE_SIZE(q) >= n);
+        for (size_t i = 0; i < n - 16; i++)
+            if (q[i] != (unsigned char)(1 + i / 16))
+                fail_msg("byte %zu of %zu lost in a realloc", i, n);
+        memset(q + n - 16, (int)(n / 16), 16);
+        moves += q != p;
+        p = q;
+    }
+    assert_int_equal(moves, 12);
+    assert_true(T_OWNS(p));
+    /* Shrinking takes no headroom: 512 down to 100 moves to a 112-byte block. */
+    unsigned char *q = T_REALLOC(p, OPQ(100));
+    assert_non_null(q);
+    assert_true(T_OWNS(q));
+    assert_int_equal(T_USABLE_SIZE(q), 112);
+    T_FREE(q);
+}
+
 /* ---- 12. reallocarray_overflow ---- */
 
 static void test_reallocarray_overflow(void **state)
@@ -727,6 +762,7 @@ int main(void)
         cmocka_unit_test(test_realloc_failure_preserves),
         cmocka_unit_test(test_realloc_to_usable_in_place),
         cmocka_unit_test(test_reallocarray_overflow),
+        cmocka_unit_test(test_realloc_growth),
         cmocka_unit_test(test_posix_memalign_einval),
         cmocka_unit_test(test_posix_memalign_enomem),
         cmocka_unit_test(test_aligned_alloc_rules),
