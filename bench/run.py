@@ -111,6 +111,11 @@ SPEED_FULL = [
 ]
 # Rows timed over threads that hand objects over: also shown in objects/s.
 SPEED_TRANSFER = ("BM_producer_consumer", "BM_handoff", "BM_mpmc")
+# The shapes with sizes above 512 B: their peak RSS too, each run in a
+# process of its own (what an allocator kept from the benchmarks before it
+# does not count), in full runs.
+SPEED_PEAK_RSS = ("BM_churn_linear/real_time/threads:1", "BM_churn_invsq/real_time/threads:1",
+                  "BM_handoff/2/iterations:5/manual_time")
 SPEED_QUICK = [
     "BM_pair_live/64",
     "BM_pair_alone/64",
@@ -295,6 +300,12 @@ def run_speed(build, allocs, quick, rep, samples):
                     if "obm_" + kind in b:
                         samples.add("slowpaths", b["name"] + ":" + kind, label,
                                     "per 1,000 ops", name, b["obm_" + kind])
+        if not quick:
+            for bench in SPEED_PEAK_RSS:
+                _, kib, _ = timed([binary, "--benchmark_filter=^" + re.escape(bench) + "$",
+                                   "--benchmark_min_time=0.2"], preload_env(path, name))
+                samples.add("speed", bench + ":peak_rss", labels[bench] + ": peak RSS, alone",
+                            "MiB", name, kib / 1024)
         PROGRESS.step(f"  speed under {name}: {len(data['benchmarks'])} benchmarks")
 
 
