@@ -15,7 +15,7 @@ build_packages="build-essential autoconf automake libtool pkg-config git"
 test_packages="libcmocka-dev clang clang-format llvm libclang-rt-14-dev valgrind
 python3 sqlite3 time libxml2-utils python3-dev liblua5.4-dev lua5.4 man-db"
 bench_packages="libbenchmark-dev libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libtbbmalloc2
-gnuplot-nox fonts-dejavu-core"
+gnuplot-nox fonts-dejavu-core redis-server redis-tools"
 
 # missing_of PACKAGES...: those not installed yet.
 missing_of() {
