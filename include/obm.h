@@ -34,10 +34,12 @@ int obm_version(void);
 
 /* Geometry, fixed at build time. */
 #define OBM_ALIGNMENT  16     /* every block is aligned to this */
-#define OBM_SMALL_MAX  512    /* largest request served from pools */
-#define OBM_NCLASSES   32     /* size classes 16, 32, ..., 512 */
-#define OBM_POOL_SIZE  4096   /* one pool, one size class */
-#define OBM_ARENA_SIZE 262144 /* 64 pools, aligned to its size */
+#define OBM_SMALL_MAX  512    /* largest request served from one-page pools */
+#define OBM_MEDIUM_MAX 32768  /* largest request served from pools at all */
+#define OBM_NSMALL     32     /* small classes 16, 32, ..., 512: classes 0..31 */
+#define OBM_NCLASSES   56     /* and medium classes 640, 768, 896, 1024, ..., 32768 */
+#define OBM_POOL_SIZE  4096   /* a page: a small pool, and the unit of a medium pool */
+#define OBM_ARENA_SIZE 262144 /* 64 pages, aligned to its size */
 
 #if defined(__GNUC__)
 #define OBM_ATTR_MALLOC          __attribute__((malloc))
@@ -116,11 +118,11 @@ int obm_counters_get(obm_counters_t *out);
  * fast paths keep no shared counter), and summing each heap's own event
  * counts. Exact when no other thread runs; while threads run, a snapshot
  * whose sums still hold: per class blocks_in_use + blocks_free = pools x
- * blocks per pool, pools_in_use + pools_empty = arenas_current x 64, and
+ * blocks per pool, pages_in_use + pools_empty = arenas_current x 64, and
  * the five bytes_* of the ledger add up to bytes_mapped. README.md,
  * "Statistics", documents every field. */
 
-#define OBM_STATS_VERSION 4
+#define OBM_STATS_VERSION 5
 
 typedef struct obm_class_stats {
     size_t block_size;    /* bytes per block */
@@ -139,7 +141,9 @@ typedef struct obm_stats {
     size_t arenas_current, arenas_highwater, arenas_allocated_total, arenas_released_total;
     size_t pools_in_use;    /* serving a class (USED or FULL) */
     size_t pools_full;      /* of pools_in_use: every block handed out */
-    size_t pools_empty;     /* no class: free in an arena, cached by a heap, or untouched */
+    size_t pages_in_use;    /* the pages of those pools: 1 a small pool, 4..64 a medium one */
+    size_t pools_empty;     /* free pages, each a pool of its own: in an arena, cached by a
+                               heap, or untouched */
     size_t pools_cached;    /* of pools_empty: kept by a thread's heap for reuse */
     size_t pools_untouched; /* of pools_empty: never used since the arena was mapped */
     size_t pools_purged;    /* of pools_empty: free in an arena, page given back to the OS */
@@ -190,7 +194,9 @@ typedef void (*obm_write_fn)(void *opaque, const char *text);
  * mapped. */
 int obm_stats_print(obm_write_fn write, void *opaque, const char *opts);
 
-/* obm_visit: one call per arena, then one per each of its 64 pools. */
+/* obm_visit: one call per arena, then one per each of its 64 pages: a
+ * small pool is one page; a medium pool's first page stands for the whole
+ * pool (size, blocks), its later pages are OBM_POOL_CONTINUED. */
 enum obm_region_kind { OBM_REGION_ARENA = 1, OBM_REGION_POOL = 2 };
 
 enum obm_region_state {
@@ -205,18 +211,21 @@ enum obm_region_state {
     OBM_POOL_CACHED = 14,    /* free, kept by a thread's heap */
     OBM_POOL_UNTOUCHED = 15, /* never used since the arena was mapped */
     OBM_POOL_PURGED = 16,    /* free in its arena, page given back to the OS */
+    OBM_POOL_CONTINUED = 17, /* a later page of the medium pool that starts before it */
 };
 
 typedef struct obm_region {
     int kind;            /* enum obm_region_kind */
     int state;           /* enum obm_region_state */
     const void *address; /* start of the arena or pool */
-    size_t size;         /* OBM_ARENA_SIZE or OBM_POOL_SIZE */
+    size_t size;         /* OBM_ARENA_SIZE, a pool's bytes, or OBM_POOL_SIZE */
     size_t arena_serial; /* the arena's number, in order of mapping */
     int size_class;      /* pools serving a class: 0..OBM_NCLASSES-1; otherwise -1 */
     size_t block_size;   /* bytes per block, or 0 */
     size_t used;         /* blocks in use (pools), pools serving a class (arenas) */
     size_t capacity;     /* blocks per pool (pools serving a class, else 0), 64 (arenas) */
+                         /* (a CONTINUED page repeats its pool's class, block size, used,
+                            capacity and remote; it is counted with the pool's first page) */
     size_t remote;       /* pools: of the free blocks, freed by another thread, not yet collected */
 } obm_region_t;
 

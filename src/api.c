@@ -22,23 +22,42 @@
 
 static void *obmi_malloc_secure_retry(unsigned c);
 
-static inline void *small_malloc(unsigned c)
+/* The pool of a block of class c just handed out. */
+static obmi_pool *block_pool(const void *p, unsigned c)
 {
-    void *p = obmi_heap_malloc_small(obmi_tls_heap, c);
+    if (c < OBMI_NSMALL)
+        return obmi_pool_of(p);
+    return obmi_pool_containing(obmi_arena_map_lookup(p), p);
+}
+
+/* p, a block of class c from the heap (or NULL): announced to the
+ * checkers, and checked by the secure options. */
+static inline void *class_served(void *p, unsigned c)
+{
     if (p == NULL)
         return NULL;
     obmi_track_malloc(p, obmi_class_size(c));
     if (obmi_secure && (obmi_secure_flags & (OBMI_SECURE_JUNK | OBMI_SECURE_CANARY)) &&
-        !obmi_secure_malloc(obmi_pool_of(p), p))
+        !obmi_secure_malloc(block_pool(p, c), p))
         return obmi_malloc_secure_retry(c);
     return p;
+}
+
+static inline void *small_malloc(unsigned c)
+{
+    return class_served(obmi_heap_malloc_small(obmi_tls_heap, c), c);
+}
+
+static inline void *medium_malloc(unsigned c)
+{
+    return class_served(obmi_heap_malloc_medium(obmi_tls_heap, c), c);
 }
 
 /* A block failed its check (OBM_ON_ERROR=report): it stays out of use;
  * hand out another. */
 static OBMI_NOINLINE void *obmi_malloc_secure_retry(unsigned c)
 {
-    return small_malloc(c);
+    return c < OBMI_NSMALL ? small_malloc(c) : medium_malloc(c);
 }
 
 /* A freed block whose whole pool has been freed since: the pool is out of
@@ -48,28 +67,27 @@ static bool freed_in_empty_pool(const obmi_pool *pool, const void *p)
 {
     if (obmi_pool_state(pool) != OBMI_POOL_EMPTY)
         return false;
-    const obmi_class_info *ci = &obmi_classes[pool->szidx & (OBMI_NCLASSES - 1)];
-    uint32_t rel = (uint32_t)((uintptr_t)p - (uintptr_t)pool) - OBMI_POOL_HEADER;
-    return rel <= (uint32_t)(ci->nblocks - 1) * ci->size && rel % ci->size == 0 &&
+    const obmi_class_info *ci = &obmi_classes[obmi_class_bounded(pool->szidx)];
+    uintptr_t rel = (uintptr_t)p - (uintptr_t)pool - OBMI_POOL_HEADER;
+    return rel <= (uintptr_t)(ci->nblocks - 1) * ci->size && rel % ci->size == 0 &&
            obmi_block_keyed(p);
 }
 
-static OBMI_COLD void bad_pointer(const void *p, const char *func)
+static OBMI_COLD void bad_pointer(obmi_pool *pool, const void *p, const char *func)
 {
-    obmi_pool *pool = obmi_pool_of(p);
     if (freed_in_empty_pool(pool, p))
         obmi_report_freed(func, p, pool);
     else
         obmi_report_invalid(func, p);
 }
 
-/* p lies in an obm arena: the block it starts, NULL (after the report)
- * when it is no carved block of a pool in service. */
-static inline obmi_pool *small_pool_checked(const void *p, const char *func)
+/* p lies in arena ao: the pool of the block it starts, NULL (after the
+ * report) when it is no carved block of a pool in service. */
+static inline obmi_pool *pool_checked(const obmi_arena *ao, const void *p, const char *func)
 {
-    obmi_pool *pool = obmi_pool_of(p);
-    if (OBMI_UNLIKELY(!obmi_pool_is_block_start(pool, p))) {
-        bad_pointer(p, func);
+    obmi_pool *pool = obmi_pool_containing(ao, p);
+    if (OBMI_UNLIKELY(!obmi_pool_is_block_start_in(pool, p))) {
+        bad_pointer(pool, p, func);
         return NULL;
     }
     return pool;
@@ -99,13 +117,9 @@ static OBMI_NOINLINE void small_free_keyed(obmi_pool *pool, void *p, const char 
         small_free_block(pool, p, func);
 }
 
-/* The error paths are tail calls: the fast path then needs no stack frame. */
-static OBMI_ALWAYS_INLINE void small_free_in(obmi_pool *pool, void *p, const char *func)
+/* p is a block start of pool. */
+static OBMI_ALWAYS_INLINE void pool_free_start(obmi_pool *pool, void *p, const char *func)
 {
-    if (OBMI_UNLIKELY(!obmi_pool_is_block_start(pool, p))) {
-        bad_pointer(p, func);
-        return;
-    }
     if (OBMI_UNLIKELY(obmi_block_keyed(p))) {
         small_free_keyed(pool, p, func);
         return;
@@ -113,18 +127,30 @@ static OBMI_ALWAYS_INLINE void small_free_in(obmi_pool *pool, void *p, const cha
     small_free_block(pool, p, func);
 }
 
-/* p lies in an obm arena. */
-static OBMI_ALWAYS_INLINE void small_free(void *p, const char *func)
+/* The error paths are tail calls: the fast path then needs no stack frame. */
+static OBMI_ALWAYS_INLINE void small_free_in(obmi_pool *pool, void *p, const char *func)
 {
-    small_free_in(obmi_pool_of(p), p, func);
+    if (OBMI_UNLIKELY(!obmi_pool_is_block_start(pool, p))) {
+        bad_pointer(pool, p, func);
+        return;
+    }
+    pool_free_start(pool, p, func);
 }
 
-/* The usable size of a live block; 0 after a report. */
-static size_t small_usable_size(const void *p, const char *func)
+/* p lies in arena ao, in any page of its pool. */
+static OBMI_ALWAYS_INLINE void pool_free(const obmi_arena *ao, void *p, const char *func)
 {
-    obmi_pool *pool = small_pool_checked(p, func);
-    if (pool == NULL)
-        return 0;
+    obmi_pool *pool = obmi_pool_containing(ao, p);
+    if (OBMI_UNLIKELY(!obmi_pool_is_block_start_in(pool, p))) {
+        bad_pointer(pool, p, func);
+        return;
+    }
+    pool_free_start(pool, p, func);
+}
+
+/* The usable size of a live block of pool; 0 after a report. */
+static size_t pool_usable_size(obmi_pool *pool, const void *p, const char *func)
+{
     if (OBMI_UNLIKELY(obmi_block_keyed(p)) && obmi_pool_holds_free(obmi_tls_heap, pool, p)) {
         obmi_report_freed(func, p, pool);
         return 0;
@@ -147,24 +173,28 @@ static inline bool is_power_of_two(size_t x)
 
 void *obmi_malloc(size_t size)
 {
-    if (obmi_secure && size <= OBMI_SMALL_MAX)
-        size += obmi_secure_extra(); /* the canary's bytes; may go past the small sizes */
+    if (obmi_secure && size <= OBMI_MEDIUM_MAX)
+        size += obmi_secure_extra(); /* the canary's bytes; may go past the pools' sizes */
     if (OBMI_LIKELY(size - 1 < OBMI_SMALL_MAX))
         return small_malloc(obmi_size_class(size));
     if (size == 0)
         return small_malloc(0); /* a unique 16-byte block */
+    if (size <= OBMI_MEDIUM_MAX)
+        return medium_malloc(obmi_medium_class(size));
     if (size > PTRDIFF_MAX)
         return enomem();
     return obmi_large_malloc(size);
 }
 
-/* Any pointer but a block of a pool the calling thread owns: NULL, another
- * thread's block, the backing allocator's (out of line: the fast path then
- * saves no registers for them). */
+/* Any pointer but a block of a pool the calling thread owns, found by its
+ * page: NULL, another thread's block, a block past a medium pool's first
+ * page, the backing allocator's (out of line: the fast path then saves no
+ * registers for them). */
 static OBMI_NOINLINE void free_other(void *p)
 {
-    if (obmi_arena_map_lookup(p) != NULL)
-        small_free(p, "free");
+    obmi_arena *ao = obmi_arena_map_lookup(p);
+    if (ao != NULL)
+        pool_free(ao, p, "free");
     else if (p != NULL)
         obmi_large_free(p);
 }
@@ -206,10 +236,10 @@ void *obmi_calloc(size_t count, size_t size)
     if (__builtin_mul_overflow(count, size, &n) || n > PTRDIFF_MAX)
         return enomem();
     size_t extra = obmi_secure_extra(); /* a canary's bytes, not zeroed */
-    if (n + extra > OBMI_SMALL_MAX)
+    if (n + extra > OBMI_MEDIUM_MAX)
         return obmi_large_calloc(count, size);
-    unsigned c = n + extra == 0 ? 0 : obmi_size_class(n + extra);
-    void *p = small_malloc(c);
+    unsigned c = obmi_class_of(n + extra);
+    void *p = c < OBMI_NSMALL ? small_malloc(c) : medium_malloc(c);
     if (p == NULL)
         return NULL;
     if (obmi_secure && extra != 0)
@@ -222,13 +252,13 @@ void *obmi_calloc(size_t count, size_t size)
 /* The size to allocate when a block of old usable bytes moves to hold
  * size: a block that grows gets a quarter more than it had (as tcmalloc
  * does), so a block grown in small steps moves once per quarter instead
- * of at every 16-byte class, but no more than the small sizes when size is
- * one of them; a shrink gets what it asks for. */
+ * of at every class, but no more than the pools' sizes when size is one
+ * of them; a shrink gets what it asks for. */
 static size_t realloc_grown(size_t old, size_t size)
 {
     size_t headroom = old + old / 4;
-    if (size <= OBMI_SMALL_MAX && headroom > OBMI_SMALL_MAX)
-        headroom = OBMI_SMALL_MAX;
+    if (size <= OBMI_MEDIUM_MAX && headroom > OBMI_MEDIUM_MAX)
+        headroom = OBMI_MEDIUM_MAX;
     return size > old && headroom > size ? headroom : size;
 }
 
@@ -236,11 +266,16 @@ void *obmi_realloc(void *p, size_t size)
 {
     if (p == NULL)
         return obmi_malloc(size);
-    bool ours = obmi_arena_map_lookup(p) != NULL;
-    size_t old = ours ? small_usable_size(p, "realloc") : 0; /* a bad pointer aborts first */
-    if (ours && old == 0) {
-        errno = EINVAL; /* OBM_ON_ERROR=report: reported, p left alone */
-        return NULL;
+    obmi_arena *ao = obmi_arena_map_lookup(p);
+    obmi_pool *pool = NULL;
+    size_t old = 0;
+    if (ao != NULL) { /* a bad pointer aborts here, first */
+        pool = pool_checked(ao, p, "realloc");
+        old = pool != NULL ? pool_usable_size(pool, p, "realloc") : 0;
+        if (old == 0) {
+            errno = EINVAL; /* OBM_ON_ERROR=report: reported, p left alone */
+            return NULL;
+        }
     }
     if (size == 0) {
         obmi_free(p); /* glibc: realloc(p, 0) frees and returns NULL */
@@ -249,13 +284,13 @@ void *obmi_realloc(void *p, size_t size)
     if (size > PTRDIFF_MAX)
         return enomem();
 
-    if (ours) {
+    if (pool != NULL) {
         /* Stay when the block still fits and shrinking would save less
          * than a quarter of it (a same-class shrink saves nothing). */
-        if (size <= old && (old - size < old / 4 || obmi_class_size(obmi_size_class(size)) == old))
+        if (size <= old && (old - size < old / 4 || obmi_class_size(obmi_class_of(size)) == old))
             return p;
     } else {
-        if (size > OBMI_SMALL_MAX)
+        if (size > OBMI_MEDIUM_MAX)
             return obmi_large_realloc(p, size); /* glibc grows or shrinks in place */
         old = obmi_backing_usable_size(p);
         if (size <= old && old - size < old / 4)
@@ -265,8 +300,8 @@ void *obmi_realloc(void *p, size_t size)
     if (q == NULL)
         return NULL; /* p is untouched and still valid */
     memcpy(q, p, old < size ? old : size);
-    if (ours)
-        small_free(p, "realloc");
+    if (pool != NULL)
+        pool_free_start(pool, p, "realloc");
     else
         obmi_large_free(p);
     return q;
@@ -282,8 +317,11 @@ void *obmi_reallocarray(void *p, size_t count, size_t size)
 
 size_t obmi_usable_size(const void *p)
 {
-    if (obmi_arena_map_lookup(p) != NULL)
-        return small_usable_size(p, "malloc_usable_size");
+    obmi_arena *ao = obmi_arena_map_lookup(p);
+    if (ao != NULL) {
+        obmi_pool *pool = pool_checked(ao, p, "malloc_usable_size");
+        return pool != NULL ? pool_usable_size(pool, p, "malloc_usable_size") : 0;
+    }
     if (p == NULL)
         return 0;
     return obmi_backing_usable_size((void *)p);

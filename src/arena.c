@@ -10,10 +10,12 @@
  *    nspare counts them; more than arena_keep (at most
  *    OBMI_SPARES_WAITING more) only while the decay runs: they wait for a
  *    tick (purge.c); spare_old only on a spare.
- *  - an arena's free pools are dirty | purged | [nfresh, 64), disjoint;
+ *  - an arena's free pages are dirty | purged | untouched, disjoint;
  *    dirty_old is a subset of dirty; an arena is on the `dirty` list
  *    (purge.c) exactly when its dirty mask is not zero.
- * A new arena is mapped only when `usable` is empty.
+ * A small pool maps a new arena only when `usable` is empty; a medium pool
+ * when the first arenas it looks at have no free run of its size and
+ * there is no spare (obmi_arenas_take_run).
  * The caller holds the manager's lock (obmi_arenas_lock).
  */
 #include <errno.h>
@@ -89,10 +91,11 @@ static void arena_link_after(obmi_arenas *arenas, obmi_arena *ao, obmi_arena *af
 
 /* ---- transitions ---- */
 
-/* Map a fresh arena; `usable` is empty, so it becomes the whole list. */
+static void arena_resort(obmi_arenas *arenas, obmi_arena *ao, uint32_t old_nf, uint32_t nf);
+
+/* Map a fresh arena: a spare, at the tail of `usable`. */
 static obmi_arena *arena_new(obmi_arenas *arenas)
 {
-    OBMI_ASSERT(arenas->usable == NULL);
     obmi_secret_init(); /* the first arena: no block exists yet */
     void *base = obmi_os_map_aligned(OBMI_ARENA_SIZE, OBMI_ARENA_SIZE);
     if (base == NULL)
@@ -106,16 +109,16 @@ static obmi_arena *arena_new(obmi_arenas *arenas)
         return NULL;
     }
     ao->base = (uintptr_t)base;
-    ao->nfreepools = OBMI_POOLS_PER_ARENA;
-    ao->nfresh = 0;
+    ao->untouched = ~UINT64_C(0);
+    for (unsigned i = 0; i < OBMI_POOLS_PER_ARENA; i++)
+        atomic_init(&ao->pool_start[i], (uint8_t)i);
     ao->owner = arenas;
     ao->serial = ++arena_serial;
     ao->allnext = arenas->all;
     if (arenas->all != NULL)
         arenas->all->allprev = ao;
     arenas->all = ao;
-    arena_link_after(arenas, ao, NULL);
-    arenas->nfp2lasta[OBMI_POOLS_PER_ARENA] = ao;
+    arena_resort(arenas, ao, 0, OBMI_POOLS_PER_ARENA);
     arenas->narenas_current++;
     arenas->narenas_allocated_total++;
     if (arenas->narenas_current > arenas->narenas_highwater)
@@ -159,8 +162,9 @@ static obmi_pool *arena_take_free(obmi_arenas *arenas, obmi_arena *ao)
         ao->purged &= ~(UINT64_C(1) << i);
         arenas->pools_purged--;
     } else {
-        OBMI_ASSERT(ao->nfresh < OBMI_POOLS_PER_ARENA);
-        i = ao->nfresh++;
+        OBMI_ASSERT(ao->untouched != 0);
+        i = (unsigned)__builtin_ctzll(ao->untouched);
+        ao->untouched &= ~(UINT64_C(1) << i);
     }
     obmi_pool *pool = (obmi_pool *)(ao->base + (uintptr_t)i * OBMI_POOL_SIZE);
     return pool; /* a purged or untouched header reads as zero, or stale */
@@ -200,6 +204,130 @@ obmi_pool *obmi_arenas_take_pool(obmi_arenas *arenas)
 }
 
 static size_t release_spares(obmi_arenas *arenas, size_t keep);
+
+/* ---- medium pools: aligned runs of pages ---- */
+
+/* Give ao, whose count of free pages goes from old_nf to nf, its place in
+ * `usable` (ao is on it when old_nf > 0): behind the last arena with nf
+ * free pages or, with none, with fewer. O(64) at worst. */
+static void arena_resort(obmi_arenas *arenas, obmi_arena *ao, uint32_t old_nf, uint32_t nf)
+{
+    if (old_nf > 0)
+        arena_unlink_usable(arenas, ao);
+    ao->nfreepools = nf;
+    if (nf == 0)
+        return;
+    obmi_arena *after = NULL;
+    for (uint32_t n = nf + 1; n-- > 0 && after == NULL;)
+        after = arenas->nfp2lasta[n];
+    arena_link_after(arenas, ao, after);
+    arenas->nfp2lasta[nf] = ao;
+}
+
+static uint64_t run_mask(unsigned at, unsigned npages)
+{
+    return (npages == 64 ? ~UINT64_C(0) : (UINT64_C(1) << npages) - 1) << at;
+}
+
+/* The lowest free run of npages in ao aligned to npages; -1 if none. */
+static int arena_find_run(const obmi_arena *ao, unsigned npages)
+{
+    uint64_t free = ao->dirty | ao->purged | ao->untouched;
+    for (unsigned at = 0; at < OBMI_POOLS_PER_ARENA; at += npages)
+        if ((free & run_mask(at, npages)) == run_mask(at, npages))
+            return (int)at;
+    return -1;
+}
+
+/* How many arenas with enough free pages a medium pool's search looks at,
+ * fullest first, before it takes a spare or maps an arena. */
+#define RUN_SEARCH 16
+
+obmi_pool *obmi_arenas_take_run(obmi_arenas *arenas, unsigned npages)
+{
+    obmi_arena *ao = arenas->usable;
+    int at = -1;
+    for (unsigned looked = 0; ao != NULL && looked < RUN_SEARCH; ao = ao->nextarena) {
+        if (ao->nfreepools < npages)
+            continue;
+        looked++;
+        if ((at = arena_find_run(ao, npages)) >= 0)
+            break;
+    }
+    if (at < 0) {
+        ao = arenas->nfp2lasta[OBMI_POOLS_PER_ARENA]; /* a spare: every run of it is free */
+        if (ao == NULL && (ao = arena_new(arenas)) != NULL)
+            arenas->nspare++;
+        if (ao == NULL)
+            return NULL;
+        at = 0;
+    }
+    uint32_t nf = ao->nfreepools;
+    if (nf == OBMI_POOLS_PER_ARENA) {
+        arenas->nspare--;
+        ao->spare_old = false;
+    }
+    uint64_t run = run_mask((unsigned)at, npages);
+    arenas->pools_purged -= (size_t)__builtin_popcountll(ao->purged & run);
+    ao->lent_untouched |= ao->untouched & run;
+    ao->lent_purged |= ao->purged & run;
+    ao->purged &= ~run;
+    ao->untouched &= ~run;
+    if ((ao->dirty & run) != 0) {
+        ao->dirty &= ~run;
+        ao->dirty_old &= ~run;
+        if (ao->dirty == 0)
+            obmi_purge_list_remove(arenas, ao);
+    }
+    for (unsigned i = (unsigned)at + 1; i < (unsigned)at + npages; i++)
+        atomic_store_explicit(&ao->pool_start[i], (uint8_t)at, memory_order_relaxed);
+    arena_resort(arenas, ao, nf, nf - npages);
+    return (obmi_pool *)(ao->base + ((uintptr_t)at << OBMI_POOL_SHIFT));
+}
+
+/* ao got pages back, nf free before, nf + n now: it becomes a spare, is
+ * unmapped, or moves up `usable`. */
+static void arena_pages_returned(obmi_arenas *arenas, obmi_arena *ao, uint32_t nf, uint32_t n)
+{
+    if (nf + n == OBMI_POOLS_PER_ARENA) {
+        if (arenas->nspare >= arenas->arena_keep && arenas->purge_delay_ms <= 0) {
+            if (nf > 0)
+                arena_unlink_usable(arenas, ao);
+            arena_empty_to_released(arenas, ao);
+            return;
+        }
+        if (arenas->nspare >= arenas->arena_keep + OBMI_SPARES_WAITING)
+            release_spares(arenas, arenas->nspare - 1); /* the oldest goes now */
+        arenas->nspare++;
+    }
+    arena_resort(arenas, ao, nf, nf + n);
+}
+
+/* The pages it carved into go back dirty (they hold the program's bytes,
+ * and now EMPTY headers); the pages past them were not written while it
+ * served, and go back as they were taken: untouched, purged or dirty. */
+void obmi_arenas_return_run(obmi_arenas *arenas, obmi_pool *pool)
+{
+    obmi_arena *ao = obmi_pool_arena(pool);
+    unsigned npages = obmi_classes[pool->szidx].pool_bytes >> OBMI_POOL_SHIFT;
+    unsigned at = (unsigned)(((uintptr_t)pool - ao->base) >> OBMI_POOL_SHIFT);
+    unsigned touched = obmi_pool_clear_pages(pool);
+    for (unsigned i = at + 1; i < at + npages; i++)
+        atomic_store_explicit(&ao->pool_start[i], (uint8_t)i, memory_order_relaxed);
+    uint64_t run = run_mask(at, npages), past = run & ~run_mask(at, touched);
+    uint64_t untouched = past & ao->lent_untouched, purged = past & ao->lent_purged;
+    uint64_t dirty = run & ~untouched & ~purged;
+    ao->lent_untouched &= ~run;
+    ao->lent_purged &= ~run;
+    ao->untouched |= untouched;
+    ao->purged |= purged;
+    arenas->pools_purged += (size_t)__builtin_popcountll(purged);
+    if (ao->dirty == 0)
+        obmi_purge_list_add(arenas, ao);
+    ao->dirty |= dirty;
+    arenas->dirtied = true;
+    arena_pages_returned(arenas, ao, ao->nfreepools, npages);
+}
 
 void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool)
 {
@@ -307,28 +435,37 @@ bool obmi_arena_check(const obmi_arena *ao)
     if (obmi_arena_map_lookup((const void *)ao->base) != ao ||
         obmi_arena_map_lookup((const void *)(ao->base + OBMI_ARENA_SIZE - 1)) != ao)
         return false;
-    if (ao->nfresh > OBMI_POOLS_PER_ARENA)
+    uint64_t free = ao->dirty | ao->purged | ao->untouched;
+    if ((ao->dirty & ao->purged) != 0 || ((ao->dirty | ao->purged) & ao->untouched) != 0 ||
+        (ao->dirty_old & ~ao->dirty) != 0 || ((ao->lent_untouched | ao->lent_purged) & free) != 0 ||
+        (ao->lent_untouched & ao->lent_purged) != 0)
         return false;
-    uint64_t touched =
-        ao->nfresh == OBMI_POOLS_PER_ARENA ? ~UINT64_C(0) : (UINT64_C(1) << ao->nfresh) - 1;
-    if ((ao->dirty & ao->purged) != 0 || ((ao->dirty | ao->purged) & ~touched) != 0 ||
-        (ao->dirty_old & ~ao->dirty) != 0)
+    uint32_t nfree = (uint32_t)__builtin_popcountll(ao->dirty | ao->purged | ao->untouched);
+    if (ao->nfreepools != nfree)
         return false;
-    uint32_t nfree = (uint32_t)__builtin_popcountll(ao->dirty | ao->purged);
-    if (ao->nfreepools != nfree + (OBMI_POOLS_PER_ARENA - ao->nfresh))
-        return false;
-    for (uint32_t i = 0; i < ao->nfresh; i++) {
+    for (uint32_t i = 0; i < OBMI_POOLS_PER_ARENA; i++) {
+        const obmi_pool *p = (const obmi_pool *)(ao->base + (uintptr_t)i * OBMI_POOL_SIZE);
+        unsigned start = atomic_load_explicit(&ao->pool_start[i], memory_order_relaxed);
+        if (start != i) {
+            /* A later page of a medium pool in service that covers it. */
+            const obmi_pool *head =
+                (const obmi_pool *)(ao->base + (uintptr_t)start * OBMI_POOL_SIZE);
+            if (start > i || ((ao->dirty | ao->purged | ao->untouched) >> i) & 1 ||
+                head->szidx < OBMI_NSMALL || head->szidx >= OBMI_NCLASSES ||
+                start + (obmi_classes[head->szidx].pool_bytes >> OBMI_POOL_SHIFT) <= i)
+                return false;
+            continue;
+        }
+        if ((ao->untouched >> i) & 1) {
+            if (p->state != OBMI_POOL_UNUSED)
+                return false;
+            continue;
+        }
         if ((ao->purged >> i) & 1)
             continue; /* not resident: its header is not read */
-        const obmi_pool *p = (const obmi_pool *)(ao->base + (uintptr_t)i * OBMI_POOL_SIZE);
         if (p->state == OBMI_POOL_UNUSED || !obmi_pool_check(p))
             return false;
         if (((ao->dirty >> i) & 1) && p->state != OBMI_POOL_EMPTY)
-            return false;
-    }
-    for (uint32_t i = ao->nfresh; i < OBMI_POOLS_PER_ARENA; i++) {
-        const obmi_pool *p = (const obmi_pool *)(ao->base + (uintptr_t)i * OBMI_POOL_SIZE);
-        if (p->state != OBMI_POOL_UNUSED)
             return false;
     }
     return true;

@@ -105,7 +105,7 @@ static void msg_start(obmi_msg *m, const char *func, const char *what)
 /* "class 1 of 32 bytes" */
 static void msg_class(obmi_msg *m, const obmi_pool *pool)
 {
-    unsigned c = __atomic_load_n(&pool->szidx, __ATOMIC_RELAXED) & (OBMI_NCLASSES - 1);
+    unsigned c = obmi_class_bounded(__atomic_load_n(&pool->szidx, __ATOMIC_RELAXED));
     obmi_msg_str(m, "class ");
     obmi_msg_dec(m, c);
     obmi_msg_str(m, " of ");

@@ -180,7 +180,7 @@ OBMI_RACY static bool list_holds(const obmi_pool *pool, const obmi_class_info *c
                                  const obmi_block *b, const void *p)
 {
     for (uint32_t n = 0; b != NULL && n < ci->nblocks; n++) {
-        if (obmi_pool_of(b) != pool || !obmi_pool_is_block_start_of(pool, b, ci))
+        if (!obmi_pool_is_block_start_of(pool, b, ci))
             return false;
         if (b == p)
             return true;
@@ -194,7 +194,7 @@ OBMI_RACY static bool list_holds(const obmi_pool *pool, const obmi_class_info *c
 OBMI_RACY static bool foreign_pool_holds(const obmi_pool *pool, const void *p)
 {
     const obmi_class_info *ci =
-        &obmi_classes[__atomic_load_n(&pool->szidx, __ATOMIC_RELAXED) & (OBMI_NCLASSES - 1)];
+        &obmi_classes[obmi_class_bounded(__atomic_load_n(&pool->szidx, __ATOMIC_RELAXED))];
     uintptr_t remote = atomic_load_explicit(&pool->remote, memory_order_acquire);
     if (list_holds(pool, ci, remote_list(remote), p))
         return true;
@@ -215,16 +215,21 @@ bool obmi_pool_holds_free(obmi_heap *heap, obmi_pool *pool, const void *p)
 
 /* ---- taking and giving back pools ---- */
 
-static obmi_pool *heap_take_pool(obmi_heap *heap)
+/* A pool for class c: a small one from the cache or the arenas, a medium
+ * one (several pages, never cached) from the arenas. */
+static obmi_pool *heap_take_pool(obmi_heap *heap, unsigned c)
 {
     obmi_pool *pool = heap->cache;
-    if (pool != NULL) {
+    if (pool != NULL && c < OBMI_NSMALL) {
         heap->cache = pool->nextpool;
         heap->ncached--;
         return pool;
     }
     obmi_arenas_lock(heap->arenas);
-    pool = obmi_arenas_take_pool(heap->arenas);
+    if (c < OBMI_NSMALL)
+        pool = obmi_arenas_take_pool(heap->arenas);
+    else
+        pool = obmi_arenas_take_run(heap->arenas, obmi_classes[c].pool_bytes >> OBMI_POOL_SHIFT);
     obmi_arenas_decay(heap->arenas);
     obmi_arenas_unlock(heap->arenas);
     heap->counts.pools_from_arenas += pool != NULL;
@@ -248,6 +253,14 @@ static void heap_give_back_pool(obmi_heap *heap, obmi_pool *pool)
     OBMI_ASSERT(pool->ref_count == 0 && !pool_queued(pool));
     heap->counts.pools_returned++;
     heap->npools--;
+    if (pool->szidx >= OBMI_NSMALL) {
+        obmi_arenas_lock(heap->arenas);
+        obmi_arenas_return_run(heap->arenas, pool);
+        heap->counts.pools_to_arenas++;
+        obmi_arenas_decay(heap->arenas);
+        obmi_arenas_unlock(heap->arenas);
+        return;
+    }
     uint32_t limit = heap_cache_limit(heap);
     if (heap->ncached < limit) {
         obmi_pool_set_empty(pool);
@@ -313,7 +326,7 @@ static bool pool_exhausted(const obmi_pool *pool)
 
 static obmi_pool *pool_empty_to_used(obmi_heap *heap, unsigned c)
 {
-    obmi_pool *pool = heap_take_pool(heap);
+    obmi_pool *pool = heap_take_pool(heap, c);
     if (pool == NULL)
         return NULL;
     obmi_pool_init(pool, c, heap);

@@ -13,12 +13,22 @@ static void print_config(void)
 {
     obmi_msg m = {.len = 0};
     obmi_msg_str(&m, "obm: version " OBM_VERSION_STRING ", classes ");
-    obmi_msg_dec(&m, OBMI_NCLASSES);
+    obmi_msg_dec(&m, OBMI_NSMALL);
     obmi_msg_str(&m, " x 16..");
     obmi_msg_dec(&m, OBMI_SMALL_MAX);
-    obmi_msg_str(&m, " B, pool ");
+    obmi_msg_str(&m, " B in pools of ");
     obmi_msg_dec(&m, OBMI_POOL_SIZE);
-    obmi_msg_str(&m, " B, arena ");
+    obmi_msg_str(&m, " B, ");
+    obmi_msg_dec(&m, OBMI_NCLASSES - OBMI_NSMALL);
+    obmi_msg_str(&m, " x ");
+    obmi_msg_dec(&m, obmi_classes[OBMI_NSMALL].size);
+    obmi_msg_str(&m, "..");
+    obmi_msg_dec(&m, OBMI_MEDIUM_MAX);
+    obmi_msg_str(&m, " B in pools of ");
+    obmi_msg_dec(&m, obmi_classes[OBMI_NSMALL].pool_bytes / 1024);
+    obmi_msg_str(&m, "..");
+    obmi_msg_dec(&m, obmi_classes[OBMI_NCLASSES - 1].pool_bytes / 1024);
+    obmi_msg_str(&m, " KiB, arena ");
     obmi_msg_dec(&m, OBMI_ARENA_SIZE / 1024);
     obmi_msg_str(&m, obmi_debug ? " KiB, debug build" : " KiB");
     obmi_msg_emit(&m);

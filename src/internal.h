@@ -63,9 +63,10 @@ OBMI_COLD OBMI_NORETURN void obmi_assert_fail(const char *expr, const char *file
 /* ---- size classes ---- */
 
 typedef struct obmi_class_info {
-    uint64_t divc;    /* ceil(2^64 / size): rel * divc mod 2^64 < divc iff size divides rel */
-    uint16_t size;    /* block size in bytes */
-    uint16_t nblocks; /* blocks per pool */
+    uint64_t divc;       /* ceil(2^64 / size): rel * divc mod 2^64 < divc iff size divides rel */
+    uint32_t pool_bytes; /* its pools' size: a page, or 4..64 pages for a medium class */
+    uint16_t size;       /* block size in bytes */
+    uint16_t nblocks;    /* blocks per pool */
 } obmi_class_info;
 
 extern const obmi_class_info obmi_classes[OBMI_NCLASSES];
@@ -76,9 +77,34 @@ static inline unsigned obmi_size_class(size_t n)
     return (unsigned)((n - 1) >> OBMI_ALIGNMENT_SHIFT);
 }
 
+/* Class of a request of 513..32768 bytes: four classes per doubling, the
+ * k-th doubling's from 2^k + 2^(k-2) to 2^(k+1). */
+static inline unsigned obmi_medium_class(size_t n)
+{
+    unsigned k = 63 - (unsigned)__builtin_clzll(n - 1); /* 2^k <= n - 1 < 2^(k+1) */
+    return OBMI_NSMALL + (k - 9) * 4 + (unsigned)(((n - 1) >> (k - 2)) & 3);
+}
+
+/* Class of a request of 1..32768 bytes (0: class 0). */
+static inline unsigned obmi_class_of(size_t n)
+{
+    if (n <= OBMI_SMALL_MAX)
+        return n == 0 ? 0 : obmi_size_class(n);
+    return obmi_medium_class(n);
+}
+
 static inline size_t obmi_class_size(unsigned c)
 {
-    return (size_t)(c + 1) << OBMI_ALIGNMENT_SHIFT;
+    if (OBMI_LIKELY(c < OBMI_NSMALL))
+        return (size_t)(c + 1) << OBMI_ALIGNMENT_SHIFT;
+    return obmi_classes[c].size;
+}
+
+/* A class read without a lock from a header that may be stale: one that
+ * indexes the table. */
+static inline unsigned obmi_class_bounded(unsigned c)
+{
+    return c < OBMI_NCLASSES ? c : 0;
 }
 
 /* ---- arena_map.c ---- */
@@ -103,6 +129,15 @@ static inline obmi_arena *obmi_arena_map_lookup(const void *p)
 static inline obmi_arena *obmi_pool_arena(const void *pool)
 {
     return obmi_arena_map_lookup(pool);
+}
+
+/* The pool whose pages hold p, p in arena ao: p's page, or for a page of
+ * a medium pool past its first, the page the pool starts at. */
+static inline obmi_pool *obmi_pool_containing(const obmi_arena *ao, const void *p)
+{
+    unsigned page = (unsigned)(((uintptr_t)p - ao->base) >> OBMI_POOL_SHIFT);
+    unsigned start = atomic_load_explicit(&ao->pool_start[page], memory_order_relaxed);
+    return (obmi_pool *)(ao->base + ((uintptr_t)start << OBMI_POOL_SHIFT));
 }
 
 int obmi_arena_map_set(uintptr_t base, obmi_arena *arena); /* -1 + ENOMEM on failure */
@@ -150,7 +185,7 @@ static inline uint32_t obmi_pool_nextoffset(const obmi_pool *pool)
 
 static inline void obmi_pool_set_carved(obmi_pool *pool, uint32_t bytes)
 {
-    __atomic_store_n(&pool->carved, (uint16_t)bytes, __ATOMIC_RELAXED);
+    __atomic_store_n(&pool->carved, bytes, __ATOMIC_RELAXED);
 }
 
 /* The largest offset a block of class c may start at. */
@@ -162,17 +197,28 @@ static inline uint32_t obmi_pool_max_offset(unsigned c)
 /* True when p is the start of a block that was carved in a pool in service
  * (USED or FULL), ci being the pool's class (the statistics walk passes the
  * one it read once, without a lock). Does not tell a free block from a
- * live one. */
+ * live one. p may lie anywhere: outside the pool, rel is past carved. */
 static inline bool obmi_pool_is_block_start_of(const obmi_pool *pool, const void *p,
                                                const obmi_class_info *ci)
 {
-    uint32_t rel = (uint32_t)((uintptr_t)p - (uintptr_t)pool) - OBMI_POOL_HEADER;
+    uintptr_t rel = (uintptr_t)p - (uintptr_t)pool - OBMI_POOL_HEADER;
     /* carved is 0 in an UNUSED (all-zero) or EMPTY pool: nothing is
      * allocated there, so one test covers the state as well. */
     if (OBMI_UNLIKELY(rel >= __atomic_load_n(&pool->carved, __ATOMIC_RELAXED)))
         return false; /* in the header (rel wrapped) or past the carved blocks */
-    return (uint64_t)rel * ci->divc <
-           ci->divc; /* Lemire's divisibility test, exact for 32-bit rel */
+    /* Lemire's divisibility test, exact for a 32-bit rel */
+    return (uint64_t)(uint32_t)rel * ci->divc < ci->divc;
+}
+
+/* The same with the divisor constant the pool's header keeps, for p in any
+ * page of the pool (a free that found the pool through the arena). */
+static inline bool obmi_pool_is_block_start_in(const obmi_pool *pool, const void *p)
+{
+    uintptr_t rel = (uintptr_t)p - (uintptr_t)pool - OBMI_POOL_HEADER;
+    if (OBMI_UNLIKELY(rel >= __atomic_load_n(&pool->carved, __ATOMIC_RELAXED)))
+        return false;
+    uint64_t divc = __atomic_load_n(&pool->divc, __ATOMIC_RELAXED);
+    return (uint64_t)(uint32_t)rel * divc < divc;
 }
 
 /* The same, for p in pool's page and the pool's own class, with the
@@ -230,20 +276,21 @@ static inline bool obmi_block_keyed(const void *p)
 }
 
 /* The fast path's test of a free-list head before it is used: inside the
- * pool, past the header, 16-byte aligned. NULL fails too; the slow path
- * tells an empty list from a corrupted one, and checks the block boundary
- * in full (obmi_link_valid). One subtract, one rotate, one compare. */
-static inline bool obmi_link_usable(const obmi_pool *pool, const obmi_block *b)
+ * pool of pool_bytes, past the header, 16-byte aligned. NULL fails too; the
+ * slow path tells an empty list from a corrupted one, and checks the block
+ * boundary in full (obmi_link_valid). One subtract, one rotate, one
+ * compare. */
+static inline bool obmi_link_usable(const obmi_pool *pool, const obmi_block *b, uint32_t pool_bytes)
 {
     uintptr_t rel = ((uintptr_t)b - OBMI_POOL_HEADER) - (uintptr_t)pool;
     uintptr_t granule = (rel >> 4) | (rel << 60); /* misaligned: a huge value */
-    return granule < (OBMI_POOL_SIZE - OBMI_POOL_HEADER) / 16;
+    return granule < (pool_bytes - OBMI_POOL_HEADER) / 16;
 }
 
 /* A decoded link is the end of the list or a carved block of the pool. */
 static inline bool obmi_link_valid(const obmi_pool *pool, const obmi_block *next)
 {
-    return next == NULL || (obmi_pool_of(next) == pool && obmi_pool_is_block_start(pool, next));
+    return next == NULL || obmi_pool_is_block_start_in(pool, next);
 }
 
 /* What a check found; counted in the statistics. */
@@ -268,6 +315,7 @@ OBMI_COLD void obmi_report_corrupted(const char *func, const obmi_pool *pool);
 
 void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap);
 void obmi_pool_set_empty(obmi_pool *pool);
+unsigned obmi_pool_clear_pages(obmi_pool *pool); /* a medium pool: set_empty, and its pages */
 obmi_block *obmi_pool_carve(obmi_pool *pool);
 size_t obmi_pool_free_count(const obmi_pool *pool); /* walks the free list */
 void obmi_pool_drop_free_list(obmi_pool *pool);     /* after a corrupted link: leak it */
@@ -286,8 +334,11 @@ bool obmi_pool_check(const obmi_pool *pool);        /* invariant walker */
     }
 
 void obmi_arenas_init(obmi_arenas *arenas);            /* OBMI_ARENAS_DEFAULTS */
-obmi_pool *obmi_arenas_take_pool(obmi_arenas *arenas); /* NULL + ENOMEM */
+obmi_pool *obmi_arenas_take_pool(obmi_arenas *arenas); /* a page; NULL + ENOMEM */
 void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool);
+/* A medium pool: npages (a power of two) aligned to their size; NULL + ENOMEM. */
+obmi_pool *obmi_arenas_take_run(obmi_arenas *arenas, unsigned npages);
+void obmi_arenas_return_run(obmi_arenas *arenas, obmi_pool *pool); /* a medium pool in service */
 size_t obmi_arenas_release_empty(obmi_arenas *arenas); /* unmaps every spare: how many */
 void obmi_arenas_decay_spares(obmi_arenas *arenas);    /* at a tick: old spares beyond keep */
 void obmi_arenas_configure(obmi_arenas *arenas, long purge_delay_ms, unsigned advice,
@@ -382,17 +433,34 @@ bool obmi_heap_check(const obmi_heap *heap);
  * Fast path: pop the free list of the class's first pool. The head is
  * checked before it is used (obmi_link_usable), which also sends an empty
  * list to the slow path. */
-static inline void *obmi_heap_malloc_small(obmi_heap *heap, unsigned c)
+static OBMI_ALWAYS_INLINE void *obmi_heap_malloc_in(obmi_heap *heap, unsigned c,
+                                                    uint32_t pool_bytes)
 {
     obmi_pool *pool = heap->usedpools[c];
     obmi_block *b = pool->freeblock;
-    if (OBMI_UNLIKELY(!obmi_link_usable(pool, b)))
+    if (OBMI_UNLIKELY(!obmi_link_usable(pool, b, pool_bytes)))
         return obmi_heap_malloc_slow(heap, c);
     pool->freeblock = obmi_block_next(b);
     obmi_word_poke(&b->key, 0);
     pool->ref_count++;
     heap->counts.mallocs[c]++;
     return b;
+}
+
+static inline void *obmi_heap_malloc_small(obmi_heap *heap, unsigned c)
+{
+    return obmi_heap_malloc_in(heap, c, OBMI_POOL_SIZE);
+}
+
+/* A medium class: the same, its pool's size from the class table. */
+static inline void *obmi_heap_malloc_medium(obmi_heap *heap, unsigned c)
+{
+    return obmi_heap_malloc_in(heap, c, obmi_classes[c].pool_bytes);
+}
+
+static inline void *obmi_heap_malloc_class(obmi_heap *heap, unsigned c)
+{
+    return c < OBMI_NSMALL ? obmi_heap_malloc_small(heap, c) : obmi_heap_malloc_medium(heap, c);
 }
 
 /* pool, of class c, is the only pool on its ring: when empty it is retired

@@ -30,7 +30,7 @@ OBMI_EXPORT struct mallinfo2 mallinfo2(void)
     obm_stats_get(&s);
     return (struct mallinfo2){
         .arena = s.bytes_mapped,         /* obm's arenas */
-        .ordblks = free_blocks(&s),      /* free small blocks */
+        .ordblks = free_blocks(&s),      /* free blocks in pools */
         .hblks = s.large_allocs_current, /* blocks held from glibc */
         .hblkhd = s.large_bytes_current, /* glibc's own count of its bytes in use */
         .usmblks = s.arenas_highwater * OBMI_ARENA_SIZE,
@@ -114,7 +114,7 @@ OBMI_EXPORT int malloc_info(int options, FILE *fp)
         if (k->blocks_free == 0)
             continue;
         obmi_out_str(&o, "  <size");
-        xml_attr(&o, "from", k->block_size - OBMI_ALIGNMENT + 1);
+        xml_attr(&o, "from", c == 0 ? 1 : s.classes[c - 1].block_size + 1);
         xml_attr(&o, "to", k->block_size);
         xml_attr(&o, "total", k->blocks_free * k->block_size);
         xml_attr(&o, "count", k->blocks_free);

@@ -1,19 +1,34 @@
 /* Pools: the size-class table, header set-up, lazy carving and the pool
  * invariant walker. Which list a pool is on is the heap's and the arena's
  * business (heap.c, arena.c); see types.h for the state machine. */
+#include <string.h>
+
 #include "internal.h"
 
-#define CLASS(k)                                                                                   \
+#define CLASS_OF(bytes, pool)                                                                      \
     {                                                                                              \
-        .size = 16u * (k), .divc = UINT64_MAX / (16u * (k)) + 1,                                   \
-        .nblocks = (OBMI_POOL_SIZE - OBMI_POOL_HEADER) / (16u * (k))                               \
+        .size = (bytes), .divc = UINT64_MAX / (bytes) + 1, .pool_bytes = (pool),                   \
+        .nblocks = ((pool)-OBMI_POOL_HEADER) / (bytes)                                             \
     }
+/* Small: 16 * k bytes in a page. */
+#define CLASS(k) CLASS_OF(16u * (k), OBMI_POOL_SIZE)
+/* Medium, the four of the doubling from 2^k: pools of 4 pages for k = 9,
+ * twice as many for each doubling up to 64 (a whole arena): at least 15
+ * blocks a pool up to 16 KiB, 7 of 32 KiB, at most 6.2 % of a pool lost
+ * but for the last class's 12.5 % (types.h, SIZE CLASSES). */
+#define MEDIUM_POOL(k) ((4u << ((k)-9)) < 64 ? (4u << ((k)-9)) * OBMI_POOL_SIZE : OBMI_ARENA_SIZE)
+#define MEDIUM(k)                                                                                  \
+    CLASS_OF((1u << (k)) + (1u << ((k)-2)), MEDIUM_POOL(k)),                                       \
+        CLASS_OF((1u << (k)) + (2u << ((k)-2)), MEDIUM_POOL(k)),                                   \
+        CLASS_OF((1u << (k)) + (3u << ((k)-2)), MEDIUM_POOL(k)),                                   \
+        CLASS_OF((1u << (k)) + (4u << ((k)-2)), MEDIUM_POOL(k))
 
 const obmi_class_info obmi_classes[OBMI_NCLASSES] = {
-    CLASS(1),  CLASS(2),  CLASS(3),  CLASS(4),  CLASS(5),  CLASS(6),  CLASS(7),  CLASS(8),
-    CLASS(9),  CLASS(10), CLASS(11), CLASS(12), CLASS(13), CLASS(14), CLASS(15), CLASS(16),
-    CLASS(17), CLASS(18), CLASS(19), CLASS(20), CLASS(21), CLASS(22), CLASS(23), CLASS(24),
-    CLASS(25), CLASS(26), CLASS(27), CLASS(28), CLASS(29), CLASS(30), CLASS(31), CLASS(32),
+    CLASS(1),  CLASS(2),   CLASS(3),   CLASS(4),   CLASS(5),   CLASS(6),   CLASS(7),  CLASS(8),
+    CLASS(9),  CLASS(10),  CLASS(11),  CLASS(12),  CLASS(13),  CLASS(14),  CLASS(15), CLASS(16),
+    CLASS(17), CLASS(18),  CLASS(19),  CLASS(20),  CLASS(21),  CLASS(22),  CLASS(23), CLASS(24),
+    CLASS(25), CLASS(26),  CLASS(27),  CLASS(28),  CLASS(29),  CLASS(30),  CLASS(31), CLASS(32),
+    MEDIUM(9), MEDIUM(10), MEDIUM(11), MEDIUM(12), MEDIUM(13), MEDIUM(14),
 };
 
 /* Put a pool taken from an arena into service for class c. Nothing is carved
@@ -32,7 +47,31 @@ void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap)
     obmi_pool_set_heap(pool, heap);
     atomic_store_explicit(&pool->remote, 0, memory_order_relaxed);
     pool->nextqueued = NULL;
-    obmi_track_noaccess((char *)pool + OBMI_POOL_HEADER, OBMI_POOL_SIZE - OBMI_POOL_HEADER);
+    obmi_track_noaccess((char *)pool + OBMI_POOL_HEADER,
+                        obmi_classes[c].pool_bytes - OBMI_POOL_HEADER);
+}
+
+/* A medium pool leaves service: its first page's header is set EMPTY as
+ * a small pool's (obmi_pool_set_empty), and each later page it carved
+ * into gets an EMPTY header too, so that every free page reads as an
+ * EMPTY or an UNUSED header (a page past the carved blocks was not
+ * written while the pool served: it still reads as it did when taken).
+ * Returns the pages carved into, the first one included. */
+unsigned obmi_pool_clear_pages(obmi_pool *pool)
+{
+    uint32_t end = obmi_pool_nextoffset(pool); /* before set_empty clears carved */
+    unsigned touched = (end + OBMI_POOL_SIZE - 1) >> OBMI_POOL_SHIFT;
+    unsigned npages = obmi_classes[pool->szidx].pool_bytes >> OBMI_POOL_SHIFT;
+    for (unsigned i = 1; i < npages; i++) {
+        obmi_pool *page = (obmi_pool *)((char *)pool + ((uintptr_t)i << OBMI_POOL_SHIFT));
+        obmi_track_open(page, sizeof *page); /* a page's header is always accessible */
+        if (i < touched) {
+            memset(page, 0, sizeof *page);
+            obmi_pool_set_state(page, OBMI_POOL_EMPTY);
+        }
+    }
+    obmi_pool_set_empty(pool);
+    return touched;
 }
 
 /* Take a pool out of service (to a heap's cache or its arena): no block,
@@ -57,7 +96,10 @@ obmi_block *obmi_pool_carve(obmi_pool *pool)
     uint32_t max = obmi_pool_max_offset(pool->szidx);
     if (off > max)
         return NULL;
-    uint32_t end = off + OBMI_CARVE_BATCH * size;
+    /* Up to OBMI_CARVE_BATCH blocks, and no more than 16 KiB of them (one
+     * block at least): a medium pool's pages are touched as it fills. */
+    uint32_t batch = size * OBMI_CARVE_BATCH <= 16384 ? OBMI_CARVE_BATCH : 16384 / size;
+    uint32_t end = off + (batch != 0 ? batch : 1) * size;
     if (end > max + size)
         end = max + size;
     if (obmi_secure && obmi_secure_flags != 0) {
@@ -79,7 +121,7 @@ obmi_block *obmi_pool_carve(obmi_pool *pool)
 size_t obmi_pool_free_count(const obmi_pool *pool)
 {
     size_t n = 0;
-    for (const obmi_block *b = pool->freeblock; b != NULL && n <= OBMI_POOL_SIZE;
+    for (const obmi_block *b = pool->freeblock; b != NULL && n <= obmi_classes[pool->szidx].nblocks;
          b = obmi_block_next(b)) {
         if (!obmi_link_valid(pool, b))
             break;

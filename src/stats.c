@@ -36,8 +36,7 @@ OBMI_RACY static uint32_t remote_count(const obmi_pool *pool, const obmi_class_i
     uintptr_t head = atomic_load_explicit(&pool->remote, memory_order_acquire);
     const obmi_block *b = (const obmi_block *)(head & ~OBMI_REMOTE_FLAGS);
     uint32_t n = 0;
-    while (b != NULL && n < limit && obmi_pool_of(b) == pool &&
-           obmi_pool_is_block_start_of(pool, b, ci)) {
+    while (b != NULL && n < limit && obmi_pool_is_block_start_of(pool, b, ci)) {
         n++;
         b = obmi_block_next_racy(b);
     }
@@ -54,7 +53,7 @@ RACY static void pool_region(const obmi_arena *ao, unsigned i, obm_region_t *r)
                         .size = OBMI_POOL_SIZE,
                         .arena_serial = ao->serial,
                         .size_class = -1};
-    if (i >= ao->nfresh) {
+    if ((ao->untouched >> i) & 1) {
         r->state = OBM_POOL_UNTOUCHED;
         return;
     }
@@ -71,13 +70,14 @@ RACY static void pool_region(const obmi_arena *ao, unsigned i, obm_region_t *r)
         r->state = OBM_POOL_CACHED; /* taken from the arena, serving no class */
         return;
     }
-    unsigned c = READ_RACY(pool->szidx) & (OBMI_NCLASSES - 1);
+    unsigned c = obmi_class_bounded(READ_RACY(pool->szidx));
     const obmi_class_info *ci = &obmi_classes[c];
     uint32_t ref = READ_RACY(pool->ref_count);
     if (ref > ci->nblocks)
         ref = ci->nblocks;
     uint32_t remote = remote_count(pool, ci, ref); /* ci: from the class read once above */
     r->size_class = (int)c;
+    r->size = ci->pool_bytes;
     r->block_size = ci->size;
     r->capacity = ci->nblocks;
     r->used = ref - remote;
@@ -91,6 +91,24 @@ static void arena_regions(const obmi_arena *ao, obm_region_t *r, obm_region_t *p
 {
     size_t serving = 0;
     for (unsigned i = 0; i < OBMI_POOLS_PER_ARENA; i++) {
+        unsigned start = atomic_load_explicit(&ao->pool_start[i], memory_order_relaxed);
+        if (start < i) {
+            /* A later page of the medium pool at start: as its first page
+             * says, at its own address. A pool just taken and not yet put
+             * into service (its header not yet written) is cached, page
+             * by page. */
+            bool covered =
+                pools[start].size_class >= 0 && start + pools[start].size / OBMI_POOL_SIZE > i;
+            pools[i] = covered ? pools[start]
+                               : (obm_region_t){.kind = OBM_REGION_POOL,
+                                                .state = OBM_POOL_CACHED,
+                                                .arena_serial = ao->serial,
+                                                .size_class = -1};
+            pools[i].state = covered ? OBM_POOL_CONTINUED : OBM_POOL_CACHED;
+            pools[i].address = (const void *)(ao->base + (uintptr_t)i * OBMI_POOL_SIZE);
+            pools[i].size = OBMI_POOL_SIZE;
+            continue;
+        }
         pool_region(ao, i, &pools[i]);
         serving += pools[i].size_class >= 0;
     }
@@ -127,8 +145,8 @@ static void walk_locked(const obmi_arenas *arenas, void (*fn)(const obm_region_t
 static void stats_add_region(const obm_region_t *r, void *arg)
 {
     obm_stats_t *s = arg;
-    if (r->kind != OBM_REGION_POOL)
-        return;
+    if (r->kind != OBM_REGION_POOL || r->state == OBM_POOL_CONTINUED)
+        return; /* a medium pool is counted at its first page */
     if (r->size_class < 0) {
         s->pools_empty++;
         s->pools_cached += r->state == OBM_POOL_CACHED;
@@ -144,11 +162,12 @@ static void stats_add_region(const obm_region_t *r, void *arg)
     k->blocks_free += nfree;
     k->blocks_remote += r->remote;
     s->pools_in_use++;
+    s->pages_in_use += r->size / OBMI_POOL_SIZE;
     s->pools_full += r->state == OBM_POOL_FULL;
     s->bytes_in_use += r->used * r->block_size;
     s->bytes_free_blocks += nfree * r->block_size;
     s->bytes_pool_headers += OBMI_POOL_HEADER;
-    s->bytes_quantization += OBMI_POOL_SIZE - OBMI_POOL_HEADER - r->capacity * r->block_size;
+    s->bytes_quantization += r->size - OBMI_POOL_HEADER - r->capacity * r->block_size;
 }
 
 /* Counts only grow, but two reads while threads run can see a free
@@ -280,8 +299,11 @@ const obmi_stats_field obmi_stats_fields[] = {
     FIELD(arenas_released_total, COUNT, "arenas unmapped, ever"),
     FIELD(pools_in_use, LEVEL, "pools serving a size class"),
     FIELD(pools_full, LEVEL, "of those, pools with every block handed out"),
+    FIELD(pages_in_use, LEVEL,
+          "the pages of the pools serving a class: one a small pool, 4 to 64 a medium one"),
     FIELD(pools_empty, LEVEL,
-          "pools serving no class: free in their arena, cached by a heap, or untouched"),
+          "free pages, each a pool serving no class: free in their arena, cached by a heap, or "
+          "untouched"),
     FIELD(pools_cached, LEVEL, "of those, empty pools a thread's heap keeps for reuse"),
     FIELD(pools_untouched, LEVEL,
           "of those, pools never used since their arena was mapped (not resident)"),
@@ -302,7 +324,7 @@ const obmi_stats_field obmi_stats_fields[] = {
           "pools is one call)"),
     FIELD(pools_purged_total, COUNT, "pools given back to the OS, ever"),
     FIELD(large_allocs_current, LEVEL,
-          "blocks held from the backing allocator (requests over 512 bytes or aligned over 16)"),
+          "blocks held from the backing allocator (requests over 32768 bytes or aligned over 16)"),
     FIELD(large_bytes_current, LEVEL,
           "bytes the backing allocator has in use, its own count when the statistics are "
           "taken (glibc: `mallinfo2` `uordblks + hblkhd`, its thread cache included)"),

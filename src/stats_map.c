@@ -67,10 +67,11 @@
 #define PCT_X      (GRID_W + PCT_W - 2) /* its right edge, from the grid's left */
 #define GRID_X     (MARGIN + LABEL_W)
 #define WIDTH      (GRID_X + GRID_W + PCT_W + MARGIN)
-#define TOP        82                         /* first row, below the title and the column heads */
-#define LEGEND_H   148                        /* from the legend's top to the totals' top */
-#define TOTALS_H   188                        /* the bar, the ledger and the counts */
-#define ARENA_ROWS (OBMI_POOLS_PER_ARENA + 1) /* snapshot records per arena */
+#define TOP        82                          /* first row, below the title and the column heads */
+#define CLASS_ROWS ((OBMI_NCLASSES + 15) / 16) /* the legend's lines of size classes */
+#define LEGEND_H   (116 + CLASS_ROWS * 16)     /* from the legend's top to the totals' top */
+#define TOTALS_H   188                         /* the bar, the ledger and the counts */
+#define ARENA_ROWS (OBMI_POOLS_PER_ARENA + 1)  /* snapshot records per arena */
 /* Above this many arenas the map draws one cell per arena, 64 to a row,
  * so a large heap's picture stays small; the totals stay exact. */
 #define FINE_ARENAS_MAX 256
@@ -272,19 +273,19 @@ static void hsl_hex(double hue, double sat, double light, char hex[8])
 static const struct ramp_anchor {
     double at, hue, full_light, sat;
 } ramp[] = {
-    {0.00, 232, 0.46, 0.72}, /* blue: 16 B */
+    {0.00, 232, 0.46, 0.72}, /* blue: the ramp's start, class 0 */
     {0.18, 205, 0.42, 0.75}, {0.33, 175, 0.34, 0.70}, {0.47, 135, 0.34, 0.55},
     {0.60, 85, 0.36, 0.60},  {0.70, 50, 0.46, 0.85},  {0.82, 30, 0.50, 0.85},
-    {1.00, -5, 0.48, 0.72}, /* red: 512 B */
+    {1.00, -5, 0.48, 0.72}, /* red: its end */
 };
 
-/* Where class c sits on the ramp: 13 steps of 32 further on than class
- * c - 1 (13 and 32 share no factor, so every class gets its own place),
+/* Where class c sits on the ramp: 23 steps of 56 further on than class
+ * c - 1 (23 and 56 share no factor, so every class gets its own place),
  * so neighbouring classes, whose pools often lie side by side, are far
  * apart in hue; the legend names each class's colour. */
 static double class_place(int c)
 {
-    return (double)((c * 13) % OBMI_NCLASSES) / (OBMI_NCLASSES - 1);
+    return (double)((c * 23) % OBMI_NCLASSES) / (OBMI_NCLASSES - 1);
 }
 
 /* Lightness of a pool with none of its blocks in use: coloured enough
@@ -468,7 +469,7 @@ static void out_swatch(obmi_out *o, size_t x, size_t y, const char *hex)
     obmi_out_str(o, "\"/>");
 }
 
-/* The legend, top at y: the 32 classes, the fullness ramp, the free pool
+/* The legend, top at y: the 56 classes, the fullness ramp, the free pool
  * states, the arena frames. Headings sit in the label column. */
 static void out_legend(obmi_out *o, size_t y)
 {
@@ -487,7 +488,7 @@ static void out_legend(obmi_out *o, size_t y)
     }
 
     /* Fullness: three hues from 10% to 100% in tenths. */
-    size_t yf = y + 40;
+    size_t yf = y + 8 + CLASS_ROWS * 16;
     out_text(o, "head", GRID_X - 10, yf + 9, "blocks in use");
     static const int ramp_classes[] = {0, 15, 31};
     for (size_t r = 0; r < 3; r++) {
@@ -505,7 +506,7 @@ static void out_legend(obmi_out *o, size_t y)
              "pale: few of the pool's blocks in use; deep: all of them");
 
     /* Pools serving no class. */
-    size_t yp = y + 80;
+    size_t yp = yf + 40;
     out_text(o, "head", GRID_X - 10, yp + 9, "free pools");
     for (size_t i = 0; i < NFREE_LOOKS; i++) {
         size_t x = GRID_X + i * 16 * PITCH;
@@ -514,7 +515,7 @@ static void out_legend(obmi_out *o, size_t y)
     }
 
     /* Arenas with no pool serving a class. */
-    size_t ya = y + 104;
+    size_t ya = yf + 64;
     out_text(o, "head", GRID_X - 10, ya + 9, "arenas");
     static const struct {
         const char *cls, *word, *text;
@@ -632,7 +633,7 @@ static void out_totals(obmi_out *o, const obm_stats_t *s, size_t y)
     obmi_out_str(o, " bytes");
     out_size(o, s->large_bytes_current);
     obmi_out_str(o,
-                 " held from the backing allocator (over 512 bytes or aligned over 16)</text>\n");
+                 " held from the backing allocator (over 32768 bytes or aligned over 16)</text>\n");
     obmi_out_str(o, "</g>\n");
 }
 
@@ -641,8 +642,10 @@ static void out_totals(obmi_out *o, const obm_stats_t *s, size_t y)
 static void out_pool(obmi_out *o, const obm_region_t *pool, unsigned index)
 {
     const free_pool_look *idle = pool->size_class < 0 ? free_look(pool->state) : NULL;
+    bool part = pool->state == OBM_POOL_CONTINUED;
     obmi_out_str(o, "<rect class=\"");
     obmi_out_str(o, idle != NULL                   ? idle->cls
+                    : part                         ? "pool part"
                     : pool->state == OBM_POOL_FULL ? "pool full"
                                                    : "pool used");
     obmi_out_str(o, "\"");
@@ -661,7 +664,7 @@ static void out_pool(obmi_out *o, const obm_region_t *pool, unsigned index)
         obmi_out_str(o, ": ");
         obmi_out_str(o, idle->tip);
     } else {
-        obmi_out_str(o, ": class ");
+        obmi_out_str(o, part ? ": a later page of a medium pool, class " : ": class ");
         obmi_out_dec(o, (uintmax_t)pool->size_class);
         obmi_out_str(o, " (");
         obmi_out_dec(o, pool->block_size);
@@ -679,12 +682,13 @@ static void out_pool(obmi_out *o, const obm_region_t *pool, unsigned index)
     obmi_out_str(o, "</title></rect>");
 }
 
-/* Bytes of blocks in use in an arena's pools. */
+/* Bytes of blocks in use in an arena's pools (a medium pool's later
+ * pages repeat its numbers: counted once). */
 static size_t arena_bytes_in_use(const obm_region_t *pools)
 {
     size_t bytes = 0;
     for (unsigned i = 0; i < OBMI_POOLS_PER_ARENA; i++)
-        if (pools[i].size_class >= 0)
+        if (pools[i].size_class >= 0 && pools[i].state != OBM_POOL_CONTINUED)
             bytes += pools[i].used * pools[i].block_size;
     return bytes;
 }
@@ -743,12 +747,13 @@ static void out_arena(obmi_out *o, const obm_region_t *arena, const obm_region_t
 static void out_arena_cell(obmi_out *o, const obm_region_t *arena, const obm_region_t *pools,
                            unsigned index)
 {
-    size_t count[OBMI_NCLASSES] = {0};
+    size_t count[OBMI_NCLASSES] = {0}, pages = 0; /* pages of pools serving a class */
     int most = -1;
     for (unsigned i = 0; i < OBMI_POOLS_PER_ARENA; i++) {
         int c = pools[i].size_class;
         if (c < 0)
             continue;
+        pages++;
         count[c]++;
         if (most < 0 || count[c] > count[most])
             most = c;
@@ -763,7 +768,7 @@ static void out_arena_cell(obmi_out *o, const obm_region_t *arena, const obm_reg
             o, free_look(arena->state == OBM_ARENA_SPARE ? OBM_POOL_EMPTY : OBM_POOL_CACHED)->fill);
         obmi_out_str(o, "\"");
     } else {
-        out_class_fill(o, most, in_use, arena->used * OBMI_POOL_SIZE);
+        out_class_fill(o, most, in_use, pages * OBMI_POOL_SIZE);
     }
     obmi_out_str(o, "><title>arena #");
     obmi_out_dec(o, arena->arena_serial);
@@ -775,7 +780,7 @@ static void out_arena_cell(obmi_out *o, const obm_region_t *arena, const obm_reg
     if (most >= 0) {
         obmi_out_str(o, " (");
         obmi_out_dec(o, count[most]);
-        obmi_out_str(o, " of class ");
+        obmi_out_str(o, " pages of class ");
         obmi_out_dec(o, (uintmax_t)most);
         obmi_out_str(o, ", ");
         obmi_out_dec(o, obmi_class_size((unsigned)most));

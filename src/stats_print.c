@@ -89,8 +89,12 @@ static void print_text(obmi_out *o, const obm_stats_t *s)
     obmi_out_str(o, "\nSmall block threshold = ");
     obmi_out_dec(o, OBMI_SMALL_MAX);
     obmi_out_str(o, ", in ");
-    obmi_out_dec(o, OBMI_NCLASSES);
-    obmi_out_str(o, " size classes.\n\n"
+    obmi_out_dec(o, OBMI_NSMALL);
+    obmi_out_str(o, " size classes; medium blocks up to ");
+    obmi_out_dec(o, OBMI_MEDIUM_MAX);
+    obmi_out_str(o, ", in ");
+    obmi_out_dec(o, OBMI_NCLASSES - OBMI_NSMALL);
+    obmi_out_str(o, " more.\n\n"
                     "class   size   num pools   blocks in use  avail blocks   remote"
                     "        mallocs          frees\n"
                     "-----   ----   ---------   -------------  ------------   ------"

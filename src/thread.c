@@ -197,14 +197,14 @@ void *obmi_thread_malloc_first(unsigned c)
         return NULL;
     }
     if (OBMI_UNLIKELY(tls_exited)) { /* borrowed for this one call */
-        void *p = obmi_heap_malloc_small(heap, c);
+        void *p = obmi_heap_malloc_class(heap, c);
         heap_abandon(heap);
         return p;
     }
     obmi_tls_heap = heap;
     if (heap_key_ok)
         pthread_setspecific(heap_key, heap);
-    return obmi_heap_malloc_small(heap, c);
+    return obmi_heap_malloc_class(heap, c);
 }
 
 /* ---- fork ---- */

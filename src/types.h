@@ -7,18 +7,24 @@
  *   | pool 0 | pool 1 | pool 2 |         | pool 63 |     64 pools of 4 KiB
  *   +--------+--------+--------+-- ... --+---------+
  *
- *   pool: 4 KiB (one page), one size class, p & ~4095 is its header
+ *   small pool: 4 KiB (one page), one size class, p & ~4095 is its header
  *   +-------------+-------+-------+-----+-------+---------------+
  *   | header 64 B | block | block | ... | block | tail (unused) |
  *   +-------------+-------+-------+-----+-------+---------------+
  *   0             64      64+s    ...           64+n*s          4096
  *
+ *   medium pool: 4..64 pages (a power of two, by class: pool_bytes),
+ *   aligned to its size in its arena, the same header in its first page
+ *   and blocks of 640..32768 bytes after it. The arena keeps, for each
+ *   page, the page its pool starts at (pool_start), which is how a free
+ *   finds the header of a block past the first page.
+ *
  *   Pool header (struct obmi_pool), one cache line:
  *     0  freeblock      head of the owner's free list (NULL: none free)
  *     8  ref_count      blocks handed out and not yet collected back
+ *    10  szidx          size class index
+ *    11  state          OBMI_POOL_* below
  *    12  carved         bytes carved into blocks after the header (0: not in service)
- *    14  szidx          size class index
- *    15  state          OBMI_POOL_* below
  *    16  nextpool       ring or free-list link
  *    24  prevpool       ring link
  *    32  divc           its class's divisor constant (the block-start check)
@@ -38,6 +44,18 @@
  *       2       48         84          0       29      480          8         192
  *       3       64         63          0       30      496          8          64
  *       ...                                    31      512          7         448
+ *
+ *   Requests of 513..32768 bytes use the medium classes 32..55, four per
+ *   doubling (at most a quarter of a block lost to rounding), in pools of
+ *   4 pages, twice as many at each doubling, up to 64 (pool.c's table):
+ *
+ *     classes   blocks               pool      blocks/pool
+ *     32..35    640  768  896 1024   16 KiB    25 21 18 15
+ *     36..39    1280 ...      2048   32 KiB    25 21 18 15
+ *     40..43    2560 ...      4096   64 KiB    25 21 18 15
+ *     44..47    5120 ...      8192   128 KiB   25 21 18 15
+ *     48..51    10240 ...    16384   256 KiB   25 21 18 15
+ *     52..55    20480 ...    32768   256 KiB   12 10  9  7
  *
  * POOL STATES (obmalloc's machine; the move functions are named after it)
  *
@@ -72,10 +90,13 @@
  *   (CPython's policy). nfp2lasta[n] points at the last arena in `usable`
  *   with exactly n free pools, which makes re-sorting after one pool moves
  *   O(1) (CPython bpo-37257's nfp2lasta).
- *   An arena's free pools are three sets, no list: `dirty` (emptied, still
- *   resident), `purged` (emptied, then given back), and the untouched pools
- *   [nfresh, 64). A pool is taken from them in that order, lowest address
- *   first, so resident pages are reused before any page is faulted in.
+ *   An arena's free pages are three sets, no list: `dirty` (emptied, still
+ *   resident), `purged` (emptied, then given back), and `untouched`. A
+ *   small pool is taken from them in that order, lowest address first, so
+ *   resident pages are reused before any page is faulted in; a medium
+ *   pool takes the lowest free run of its pages aligned to its size, from
+ *   the fullest arena that has one among the first few (arena.c). Its
+ *   pages go back dirty as far as it was carved, untouched past that.
  *   An arena whose 64 pools are all free (a spare) is unmapped on the decay
  *   clock (PURGE): a tick unmaps the spares that were spares at the tick
  *   before too, oldest first, while more than arena_keep (OBM_ARENA_KEEP,
@@ -158,6 +179,8 @@
 #define OBMI_ALIGNMENT       OBM_ALIGNMENT
 #define OBMI_ALIGNMENT_SHIFT 4
 #define OBMI_SMALL_MAX       OBM_SMALL_MAX
+#define OBMI_MEDIUM_MAX      OBM_MEDIUM_MAX
+#define OBMI_NSMALL          OBM_NSMALL
 #define OBMI_NCLASSES        OBM_NCLASSES
 #define OBMI_POOL_SIZE       OBM_POOL_SIZE
 #define OBMI_POOL_SHIFT      12
@@ -207,10 +230,10 @@ enum obmi_pool_state {
 
 struct obmi_pool {
     obmi_block *freeblock;    /* free-list head; NULL when none is free */
-    uint32_t ref_count;       /* blocks in use, remote frees not yet collected included */
-    uint16_t carved;          /* bytes of blocks carved; 0 unless USED or FULL */
+    uint16_t ref_count;       /* blocks in use, remote frees not yet collected included */
     uint8_t szidx;            /* size class */
     uint8_t state;            /* enum obmi_pool_state */
+    uint32_t carved;          /* bytes of blocks carved; 0 unless USED or FULL */
     obmi_pool *nextpool;      /* ring link (USED) or arena free list/heap cache (EMPTY) */
     obmi_pool *prevpool;      /* ring link (USED) */
     uint64_t divc;            /* obmi_classes[szidx].divc: the block-start check's constant */
@@ -220,21 +243,27 @@ struct obmi_pool {
 };
 
 struct obmi_arena {
-    uintptr_t base;        /* address of pool 0; 0 when the object is free */
-    uint64_t dirty;        /* pools free in this arena and still resident (EMPTY) */
-    uint64_t dirty_old;    /* of dirty: already dirty at the last decay tick */
-    uint64_t purged;       /* pools free in this arena and given back to the OS */
-    uint32_t nfreepools;   /* dirty + purged + untouched pools */
-    uint32_t nfresh;       /* pools [nfresh, 64) are UNUSED (untouched) */
-    bool spare_old;        /* all 64 pools free at the last decay tick too */
-    obmi_arena *nextarena; /* usable list link, or free-object list link */
-    obmi_arena *prevarena; /* usable list link */
-    obmi_arena *allnext;   /* every arena of the manager, in creation order */
+    uintptr_t base;          /* address of pool 0; 0 when the object is free */
+    uint64_t dirty;          /* pools free in this arena and still resident (EMPTY) */
+    uint64_t dirty_old;      /* of dirty: already dirty at the last decay tick */
+    uint64_t purged;         /* pools free in this arena and given back to the OS */
+    uint64_t untouched;      /* pages never used since the arena was mapped (UNUSED) */
+    uint64_t lent_untouched; /* pages medium pools in service took untouched, */
+    uint64_t lent_purged;    /* or purged: past a pool's carved blocks they still are */
+    uint32_t nfreepools;     /* dirty + purged + untouched pages */
+    bool spare_old;          /* all 64 pools free at the last decay tick too */
+    obmi_arena *nextarena;   /* usable list link, or free-object list link */
+    obmi_arena *prevarena;   /* usable list link */
+    obmi_arena *allnext;     /* every arena of the manager, in creation order */
     obmi_arena *allprev;
     obmi_arena *dirtynext; /* arenas with a dirty pool, oldest dirty first */
     obmi_arena *dirtyprev;
     obmi_arenas *owner; /* the manager this arena belongs to */
     uint64_t serial;    /* order of creation, for reports */
+    /* For each page, the page its pool starts at: itself, but in a medium
+     * pool's later pages. Read without the lock by frees (a live block's
+     * pool cannot change). */
+    _Atomic uint8_t pool_start[OBMI_POOLS_PER_ARENA];
 };
 
 /* How purged pages are given back (OBM_PURGE_ADVICE). */

@@ -41,15 +41,19 @@ static const struct {
 };
 
 /* p is aligned, has the size, can be written at both ends, and is obm's
- * exactly when it is small and needs no more than obm's 16. */
+ * exactly when obm serves the size (small or medium) and it needs no more
+ * than obm's 16; then its usable size is the size's class. */
 static void check_aligned_block(const char *api, char *p, size_t alignment, size_t size)
 {
     if (p == NULL || (uintptr_t)p % alignment != 0 || T_USABLE_SIZE(p) < size)
         fail_msg("%s(%zu, %zu): %p, usable %zu", api, alignment, size, (void *)p,
                  p == NULL ? 0 : T_USABLE_SIZE(p));
-    int small = alignment <= OBM_ALIGNMENT && size <= OBM_SMALL_MAX;
-    if (!!T_OWNS(p) != small)
-        fail_msg("%s(%zu, %zu): owned %d, want %d", api, alignment, size, T_OWNS(p), small);
+    int served = alignment <= OBM_ALIGNMENT && obm_serves(size);
+    if (!!T_OWNS(p) != served)
+        fail_msg("%s(%zu, %zu): owned %d, want %d", api, alignment, size, T_OWNS(p), served);
+    if (served && T_USABLE_SIZE(p) != block_size(size))
+        fail_msg("%s(%zu, %zu): usable %zu, want its class's %zu", api, alignment, size,
+                 T_USABLE_SIZE(p), block_size(size));
     if (size > 0) {
         p[0] = 'a';
         p[size - 1] = 'z';
@@ -84,13 +88,23 @@ static void test_alignment_sweep(void **state)
                 aligned_batch(api, a, n, 4);
 }
 
-/* scudo's SmallAlign matrix: sizes and alignments 1..64 KiB, three times. */
+/* scudo's SmallAlign matrix: sizes and alignments 1..64 KiB, three times;
+ * and the sizes on both sides of obm's limits (the small classes', the
+ * medium ones') and of a medium class. */
 static void test_alignment_matrix(void **state)
 {
-    for (size_t api = 0; api < NAPIS; api++)
+    static const size_t edges[] = {
+        OBM_SMALL_MAX,  OBM_SMALL_MAX + 1,  640, 641, 1025, 4097, 16384, 28673, OBM_MEDIUM_MAX - 1,
+        OBM_MEDIUM_MAX, OBM_MEDIUM_MAX + 1,
+    };
+    for (size_t api = 0; api < NAPIS; api++) {
         for (size_t n = 1; n <= 64 * KiB; n <<= 1)
             for (size_t a = aligned_apis[api].min_alignment; a <= 64 * KiB; a <<= 1)
                 aligned_batch(api, a, n, 3);
+        for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+            for (size_t a = aligned_apis[api].min_alignment; a <= 64 * KiB; a <<= 1)
+                aligned_batch(api, a, edges[i], 3);
+    }
 }
 
 /* ---- 22. min_align_16 ---- */
@@ -135,9 +149,10 @@ static void test_min_align_16(void **state)
     for (size_t i = 0; i < sizeof glibc_sizes / sizeof glibc_sizes[0]; i++)
         min_align_batch(glibc_sizes[i]);
 
-    /* A block that moves between classes stays aligned. */
+    /* A block that moves between classes stays aligned, small, medium and
+     * past obm's limit. */
     void *p = NULL;
-    for (size_t n = 1; n <= 2000; n += 7) {
+    for (size_t n = 1; n <= OBM_MEDIUM_MAX + 2000; n += n < 2000 ? 7 : 257) {
         p = T_REALLOC(p, OPQ(n));
         check_min_align(p, n);
     }
@@ -187,10 +202,11 @@ static void store_max_aligned(char *p, size_t usable)
 static void test_max_align_t_use(void **state)
 {
     enum { NBLOCKS = 8 };
-    for (size_t c = 1; c <= OBM_NCLASSES; c++) {
-        size_t size = c * OBM_ALIGNMENT;
+    /* Every class obm has, small and medium. */
+    for (unsigned c = 0; c < OBM_NCLASSES; c++) {
+        size_t size = class_bytes(c);
         /* the smallest and the largest request of the class */
-        const size_t requests[] = {size - OBM_ALIGNMENT + 1, size};
+        const size_t requests[] = {class_first(c), size};
         for (size_t r = 0; r < 2; r++) {
             char *p[NBLOCKS];
             for (int i = 0; i < NBLOCKS; i++) {
@@ -204,10 +220,12 @@ static void test_max_align_t_use(void **state)
                 T_FREE(p[i]);
         }
     }
-    static const size_t large[] = {513, 1000, 4096, 100000};
+    /* The backing allocator's. */
+    static const size_t large[] = {OBM_MEDIUM_MAX + 1, 40000, 100000};
     for (size_t i = 0; i < sizeof large / sizeof large[0]; i++) {
         char *p = T_MALLOC(OPQ(large[i]));
         assert_non_null(p);
+        assert_false(T_OWNS(p));
         store_max_aligned(p, large[i]);
         T_FREE(p);
     }

@@ -110,6 +110,90 @@ static inline size_t class_size(size_t n)
     return n == 0 ? 16 : (n + 15) & ~(size_t)15;
 }
 
+/* Whether obm serves a request of n bytes itself (alignment up to 16): the
+ * small classes up to OBM_SMALL_MAX, the medium ones up to OBM_MEDIUM_MAX.
+ * A larger request is the backing allocator's. */
+static inline bool obm_serves(size_t n)
+{
+    return n <= OBM_MEDIUM_MAX;
+}
+
+/* The block size obm gives a medium request, OBM_SMALL_MAX < n <=
+ * OBM_MEDIUM_MAX: four classes per doubling, those of the doubling from
+ * 2^k (2^k < n <= 2^(k+1)) at 2^k + j 2^(k-2), j = 1..4 (640, 768, 896,
+ * 1024, 1280, ..., 28672, 32768). Written from that rule, not from obm's
+ * code. */
+static inline size_t medium_class_size(size_t n)
+{
+    unsigned k = 9;
+    while (((size_t)2 << k) < n)
+        k++;
+    size_t step = (size_t)1 << (k - 2);
+    return (n + step - 1) / step * step;
+}
+
+/* The usable size obm gives a request of n <= OBM_MEDIUM_MAX bytes: its
+ * class's block size, small or medium. */
+static inline size_t block_size(size_t n)
+{
+    return n <= OBM_SMALL_MAX ? class_size(n) : medium_class_size(n);
+}
+
+/* The size class of a request of n <= OBM_MEDIUM_MAX bytes, as obm's
+ * messages and statistics number them: 0..OBM_NSMALL - 1 the small ones,
+ * 16 (c + 1) bytes; then the medium ones, four per doubling. */
+static inline unsigned class_index(size_t n)
+{
+    if (n <= OBM_SMALL_MAX)
+        return n == 0 ? 0 : (unsigned)((n - 1) / 16);
+    size_t size = medium_class_size(n);
+    unsigned k = 9;
+    while (((size_t)2 << k) < size)
+        k++;
+    unsigned j = (unsigned)((size - ((size_t)1 << k)) >> (k - 2)); /* 1..4 */
+    return OBM_NSMALL + 4 * (k - 9) + j - 1;
+}
+
+/* The block size of class c, 0 <= c < OBM_NCLASSES. */
+static inline size_t class_bytes(unsigned c)
+{
+    if (c < OBM_NSMALL)
+        return 16 * ((size_t)c + 1);
+    unsigned k = 9 + (c - OBM_NSMALL) / 4, j = (c - OBM_NSMALL) % 4 + 1;
+    return ((size_t)1 << k) + ((size_t)j << (k - 2));
+}
+
+/* The smallest request of class c. */
+static inline size_t class_first(unsigned c)
+{
+    return c == 0 ? 1 : class_bytes(c - 1) + 1;
+}
+
+/* The bytes of a pool of class c: a page for a small class; for a medium
+ * one 4 pages for the doubling from 512, twice as many for each later
+ * one, at most a whole arena (src/types.h). A pool is aligned to its
+ * size. */
+static inline size_t class_pool_bytes(unsigned c)
+{
+    if (c < OBM_NSMALL)
+        return OBM_POOL_SIZE;
+    size_t pages = (size_t)4 << ((c - OBM_NSMALL) / 4);
+    return pages < OBM_ARENA_SIZE / OBM_POOL_SIZE ? pages * OBM_POOL_SIZE : OBM_ARENA_SIZE;
+}
+
+/* The pool (its first page, where its header is) of p, a block of a
+ * request of n <= OBM_MEDIUM_MAX bytes. */
+static inline char *block_pool(const void *p, size_t n)
+{
+    return (char *)((uintptr_t)p & ~(uintptr_t)(class_pool_bytes(class_index(n)) - 1));
+}
+
+/* Blocks per pool of class c, after the pool's 64-byte header. */
+static inline size_t class_blocks(unsigned c)
+{
+    return (class_pool_bytes(c) - 64) / class_bytes(c);
+}
+
 #ifndef OBM_API_PRELOAD
 /* Under AddressSanitizer (test.sh), the backing allocator is ASan's: let it
  * fail a huge request with NULL, as glibc does, instead of reporting it.
@@ -148,7 +232,8 @@ static inline void *dropin_symbol(const char *name)
 #endif
 
 /* Every API binary starts with this: small requests are obm's, large ones
- * the backing allocator's, and (preloaded) malloc is the drop-in's. */
+ * (above OBM_MEDIUM_MAX) the backing allocator's, and (preloaded) malloc
+ * is the drop-in's. */
 static inline void test_obm_active(void **state)
 {
     (void)state;
@@ -167,8 +252,9 @@ static inline void test_obm_active(void **state)
     T_FREE(large);
 }
 
-/* Just-freed small block p of n bytes really went back: obm's free lists are
- * LIFO, so the next request of its class, in this single thread, returns it. */
+/* Just-freed block p of n <= OBM_MEDIUM_MAX bytes (small or medium) really
+ * went back: obm's free lists are LIFO, so the next request of its class,
+ * in this single thread, returns it. */
 static inline void assert_small_freed(uintptr_t p, size_t n)
 {
     void *q = T_MALLOC(OPQ(n));

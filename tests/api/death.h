@@ -91,6 +91,8 @@ __attribute__((format(printf, 1, 2), noreturn)) static void death_fail(const cha
 
 /* ---- obm's messages (README.md, "Hardening") ---- */
 
+/* The page p lies in: a small block's pool (block_pool in api.h finds a
+ * medium block's). */
 static char *pool_of(const void *p)
 {
     return (char *)((uintptr_t)p & ~(uintptr_t)(OBM_POOL_SIZE - 1));
@@ -101,10 +103,11 @@ __attribute__((unused)) static char *arena_of(const void *p)
     return (char *)((uintptr_t)p & ~(uintptr_t)(OBM_ARENA_SIZE - 1));
 }
 
-/* The size class of a request of n bytes. */
+/* The size class of a request of n <= OBM_MEDIUM_MAX bytes, small or
+ * medium (api.h). */
 static unsigned class_of(size_t n)
 {
-    return n == 0 ? 0 : (unsigned)((n - 1) / 16);
+    return class_index(n);
 }
 
 __attribute__((unused)) static void expect_invalid(const char *func, const void *p)
@@ -112,32 +115,37 @@ __attribute__((unused)) static void expect_invalid(const char *func, const void 
     expect_line("obm: %s(): invalid pointer 0x%" PRIxPTR, func, (uintptr_t)p);
 }
 
+/* The messages name a block's class, its block size and its pool: the
+ * page of a small block, the first page of a medium block's pool (whose
+ * header is there), which the pool's size aligns (api.h, block_pool). */
+
 /* p is a block of a request of n bytes, already free. */
 __attribute__((unused)) static void expect_double_free(const void *p, size_t n)
 {
     unsigned c = class_of(n);
     expect_line("obm: free(): double free detected (ptr=0x%" PRIxPTR
-                ", class %u of %u bytes, pool 0x%" PRIxPTR ")",
-                (uintptr_t)p, c, 16 * (c + 1), (uintptr_t)pool_of(p));
+                ", class %u of %zu bytes, pool 0x%" PRIxPTR ")",
+                (uintptr_t)p, c, class_bytes(c), (uintptr_t)block_pool(p, n));
 }
 
 __attribute__((unused)) static void expect_freed(const char *func, const void *p, size_t n)
 {
     unsigned c = class_of(n);
     expect_line("obm: %s(): pointer already freed (ptr=0x%" PRIxPTR
-                ", class %u of %u bytes, pool 0x%" PRIxPTR ")",
-                func, (uintptr_t)p, c, 16 * (c + 1), (uintptr_t)pool_of(p));
+                ", class %u of %zu bytes, pool 0x%" PRIxPTR ")",
+                func, (uintptr_t)p, c, class_bytes(c), (uintptr_t)block_pool(p, n));
 }
 
 /* A malloc of n bytes finds the free list of p's pool corrupted. */
 __attribute__((unused)) static void expect_corrupted(const void *p, size_t n)
 {
     unsigned c = class_of(n);
-    expect_prefix("obm: malloc(): corrupted free list (pool 0x%" PRIxPTR ", class %u of %u bytes)",
-                  (uintptr_t)pool_of(p), c, 16 * (c + 1));
+    expect_prefix("obm: malloc(): corrupted free list (pool 0x%" PRIxPTR ", class %u of %zu bytes)",
+                  (uintptr_t)block_pool(p, n), c, class_bytes(c));
 }
 
-/* A small block obm owns, or the case fails. */
+/* A block obm owns (n <= OBM_MEDIUM_MAX: small or medium), or the case
+ * fails. */
 static char *small_block(size_t n)
 {
     char *p = T_MALLOC(OPQ(n));

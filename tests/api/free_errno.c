@@ -2,10 +2,11 @@
  * CHECKLIST 3) on the paths semantics.c's free_keeps_errno does not reach,
  * each in a fresh process (death.h) that must exit cleanly:
  *
- *   remote_free          blocks of every class, whole pools among them,
- *                        freed by another thread than their owner (the
- *                        first remote free into a full pool queues it),
- *                        then the owner takes them back and frees more.
+ *   remote_free          blocks of every class, small and medium, whole
+ *                        pools among them, freed by another thread than
+ *                        their owner (the first remote free into a full
+ *                        pool queues it), then the owner takes them back
+ *                        and frees more.
  *   abandoned_heap       a thread leaves four arenas' worth of blocks and
  *                        ends; main frees them into its abandoned heap,
  *                        which gives its pools back as they empty: with
@@ -62,16 +63,22 @@ int munmap(void *addr, size_t len)
 
 /* ---- blocks ---- */
 
-/* Four arenas of 512-byte blocks (7 a pool, 64 pools an arena), and some
- * of every class. */
-enum { ARENA_BLOCKS = 4 * 64 * 7, MIXED = 32 * 40, NBLOCKS = ARENA_BLOCKS + MIXED };
+/* Four arenas of 512-byte blocks (7 a pool, 64 pools an arena), and 40 of
+ * every class, small and medium (whole pools of most medium classes: 7 to
+ * 15 blocks a pool, the 32 KiB class's pool a whole arena). */
+enum {
+    ARENA_BLOCKS = 4 * 64 * 7,
+    MIXED = OBM_NCLASSES * 40,
+    NBLOCKS = ARENA_BLOCKS + MIXED,
+};
 
 static void *blocks[NBLOCKS];
 
 static void make_blocks(void)
 {
     for (size_t i = 0; i < NBLOCKS; i++) {
-        size_t n = i < ARENA_BLOCKS ? 512 : 1 + (i - ARENA_BLOCKS) % 32 * 16;
+        size_t n =
+            i < ARENA_BLOCKS ? 512 : class_bytes((unsigned)((i - ARENA_BLOCKS) % OBM_NCLASSES));
         blocks[i] = small_block(n);
         memset(blocks[i], 0x5a, n);
     }

@@ -62,16 +62,19 @@ __attribute__((no_sanitize("address"))) static void poke_freed(char *freed, unsi
 
 /* ---- helpers for the children ---- */
 
+/* The block size of n-byte requests (n <= OBM_MEDIUM_MAX). */
 static size_t block_bytes(size_t n)
 {
-    return 16 * ((size_t)class_of(n) + 1);
+    return class_bytes(class_of(n));
 }
 
-/* p is where a block of n-byte requests starts. */
+/* p is where a block of n-byte requests starts (in a small pool's page, or
+ * in any page of a medium pool). */
 static int is_block_start(const char *p, size_t n)
 {
-    size_t off = (size_t)(p - pool_of(p)), s = block_bytes(n);
-    return off >= POOL_HEADER && (off - POOL_HEADER) % s == 0 && off + s <= OBM_POOL_SIZE;
+    size_t off = (size_t)(p - block_pool(p, n)), s = block_bytes(n);
+    return off >= POOL_HEADER && (off - POOL_HEADER) % s == 0 &&
+           off + s <= class_pool_bytes(class_of(n));
 }
 
 /* k consecutive n-byte blocks in one pool (blocks met on the way stay
@@ -83,7 +86,7 @@ static void blocks_in_one_pool(size_t n, char **out, size_t k)
         out[i] = small_block(n);
     for (int tries = 0; tries < 2000; tries++) {
         size_t same = 1;
-        while (same < k && pool_of(out[same]) == pool_of(out[0]))
+        while (same < k && block_pool(out[same], n) == block_pool(out[0], n))
             same++;
         if (same == k)
             return;
@@ -187,10 +190,11 @@ static void double_free_small(void)
     T_FREE(OPQP(p));
 }
 
-/* Every class, at its smallest request (death_arg is the class). */
+/* Every class, small and medium, at its smallest request (death_arg is
+ * the class). */
 static void double_free_every_class(void)
 {
-    size_t n = 16 * (size_t)death_arg + 1;
+    size_t n = class_first((unsigned)death_arg);
     char *p = small_block(n);
     T_FREE(p);
     expect_double_free(p, n);
@@ -363,30 +367,42 @@ static void free_stack_var(void)
 /* ---- 49 large_invalid_free ----
  *
  * Blocks above the small sizes, freed twice or at an interior address:
- * whoever serves them aborts with its own message (glibc's, through the
- * drop-in's large path, which hands the pointer over unread), never a
- * crash. The block is filled with 0x41 first, so the word in front of an
+ * whoever serves them aborts with its own message, never a crash. Up to
+ * OBM_MEDIUM_MAX (600, 4000 and 20000 bytes here) they are obm's medium
+ * blocks: obm's own line, in every build, ThreadSanitizer's included.
+ * Above it (100000 bytes) they are the backing allocator's: glibc's
+ * message, through the drop-in's large path, which hands the pointer over
+ * unread. The block is filled with 0x41 first, so the word in front of an
  * interior pointer, which glibc takes for a chunk size, is absurd: glibc
- * rejects it, where anything that follows it first runs off. A guard block keeps the double-freed
- * block off the top of glibc's heap; the _top cases leave it there. */
-static void large_double_free(size_t n, bool guarded)
+ * rejects it, where anything that follows it first runs off. A guard
+ * block keeps the double-freed block off the top of glibc's heap (and an
+ * obm block's pool in service); the _top cases leave it there. */
+static char *large_block(size_t n)
 {
     char *p = T_MALLOC(OPQ(n));
-    char *guard = guarded ? T_MALLOC(OPQ(n)) : NULL;
-    if (p == NULL || (guarded && guard == NULL))
-        death_fail("malloc(%zu) failed", n);
+    if (p == NULL || (T_OWNS(p) != 0) != obm_serves(n))
+        death_fail("malloc(%zu) gave %p, owned %d", n, (void *)p, p ? T_OWNS(p) : 0);
+    return p;
+}
+
+static void large_double_free(size_t n, bool guarded)
+{
+    char *p = large_block(n);
+    char *guard = guarded ? large_block(n) : NULL;
     memset(p, 0, n);
     T_FREE(p);
+    if (obm_serves(n))
+        expect_double_free(p, n);
     T_FREE(OPQP(p));
     T_FREE(guard);
 }
 
 static void large_interior_free(size_t n)
 {
-    char *p = T_MALLOC(OPQ(n));
-    if (p == NULL)
-        death_fail("malloc(%zu) failed", n);
+    char *p = large_block(n);
     memset(p, 0x41, n);
+    if (obm_serves(n))
+        expect_invalid("free", p + 32);
     T_FREE(OPQP(p + 32));
 }
 
@@ -407,6 +423,93 @@ LARGE_CASES(600)
 LARGE_CASES(4000)
 LARGE_CASES(20000)
 LARGE_CASES(100000)
+
+/* ---- medium blocks past their pool's first page ----
+ *
+ * A medium pool spans several pages and keeps its header in the first:
+ * a free of a block further in finds the pool through its arena's page
+ * table (a free by another thread always does). Each case takes such a
+ * block, the blocks of its pool before it kept live, so the pool stays in
+ * service. */
+
+/* A block of n bytes (a medium size) past the first page of its pool. */
+static char *far_block(size_t n)
+{
+    for (int i = 0; i < 64; i++) {
+        char *p = small_block(n);
+        if ((size_t)(p - block_pool(p, n)) >= OBM_POOL_SIZE)
+            return p;
+    }
+    death_fail("no block of %zu bytes past the first page of its pool", n);
+}
+
+static void double_free_far(void)
+{
+    char *p = far_block(1000);
+    T_FREE(p);
+    expect_double_free(p, 1000);
+    T_FREE(OPQP(p));
+}
+
+static void interior_free_far(void)
+{
+    char *p = far_block(3000);
+    expect_invalid("free", p + 16);
+    T_FREE(OPQP(p + 16));
+}
+
+/* The first byte of a 1024-byte class pool's second page: inside its
+ * fourth block (64 + 3 * 1024 = 3136 up to 4160), in use, so no block
+ * start. */
+static void free_second_page(void)
+{
+    char *p = far_block(1000), *q = block_pool(p, 1000) + OBM_POOL_SIZE;
+    expect_invalid("free", q);
+    T_FREE(q);
+}
+
+static void realloc_freed_far(void)
+{
+    char *p = far_block(2000);
+    T_FREE(p);
+    expect_freed("realloc", p, 2000);
+    void *volatile q = T_REALLOC(OPQP(p), OPQ(100));
+    (void)q;
+}
+
+/* A thread's far block, freed by it; the thread ends (its heap is
+ * abandoned, the pool kept in service by the blocks before the far one). */
+static void *thread_alloc_free_far(void *arg)
+{
+    struct blk *b = arg;
+    b->p = far_block(b->n);
+    T_FREE(b->p);
+    return NULL;
+}
+
+static void double_free_cross_thread_far(void)
+{
+    struct blk b = {NULL, 5000};
+    run_thread(thread_alloc_free_far, &b);
+    run_thread(thread_double_free, &b);
+}
+
+/* Main's far block, freed by a thread (on the pool's remote list, not yet
+ * collected); main frees it again, and so does another thread. */
+static void double_free_owner_after_remote_far(void)
+{
+    char *p = far_block(3000);
+    run_thread(thread_free, p);
+    expect_double_free(p, 3000);
+    T_FREE(OPQP(p));
+}
+
+static void double_free_thread_after_remote_far(void)
+{
+    struct blk b = {far_block(20000), 20000};
+    run_thread(thread_free, b.p);
+    run_thread(thread_double_free, &b);
+}
 
 /* The arena's first byte: pool 0's header. */
 static void free_arena_start(void)
@@ -757,6 +860,22 @@ static void report_double_free(void)
     later_mallocs_sane(SIZE, b + 1, 2, b[0]);
 }
 
+/* The same with a medium block past its pool's first page. */
+static void report_double_free_far(void)
+{
+    enum { SIZE = 3000 };
+    char *p = far_block(SIZE);
+    struct errors before;
+    errors_now(&before);
+    T_FREE(p);
+    for (int i = 0; i < 2; i++) {
+        expect_double_free(p, SIZE);
+        T_FREE(OPQP(p));
+    }
+    errors_grew(&before, 0, 2, 0);
+    later_mallocs_sane(SIZE, NULL, 0, p);
+}
+
 static void report_double_free_cross_thread(void)
 {
     enum { SIZE = 208 };
@@ -866,8 +985,9 @@ static void *thread_free_list(void *arg)
     return NULL;
 }
 
-/* Random mallocs, reallocs and frees of every class, contents checked, and
- * a thread that frees a share of the live blocks midway. */
+/* Random mallocs, reallocs and frees of every class, small and medium
+ * (one size in 8), contents checked, and a thread that frees a share of
+ * the live blocks midway. */
 static void valid_churn(void)
 {
     enum { SLOTS = 512, OPS = 20000 };
@@ -877,7 +997,8 @@ static void valid_churn(void)
     errors_now(&before);
     uint64_t s = 0x0b3c0ffee;
     for (int op = 0; op < OPS; op++) {
-        size_t i = rng_next(&s) % SLOTS, n = 1 + rng_next(&s) % OBM_SMALL_MAX;
+        size_t i = rng_next(&s) % SLOTS, r = rng_next(&s);
+        size_t n = r % 8 == 0 ? 1 + (r >> 3) % OBM_MEDIUM_MAX : 1 + (r >> 3) % OBM_SMALL_MAX;
         if (op == OPS / 2) {
             size_t k = 0;
             for (size_t j = 0; j < SLOTS; j += 3)
@@ -917,10 +1038,11 @@ static void valid_churn(void)
 #define KEEP_PAGES    "OBM_PURGE_DELAY_MS=-1"
 #define PURGE_AT_ONCE "OBM_PURGE_DELAY_MS=0"
 #define ASAN_ABORTS   "ASAN_OPTIONS=abort_on_error=1:allocator_may_return_null=1"
-/* How a bad free of a block above the small sizes ends: as its server
- * says. ThreadSanitizer's allocator, the backing allocator of the TSan
- * build, takes a double or interior free without a word: the process
- * must then go on unharmed. */
+/* How a bad free of a block above OBM_MEDIUM_MAX ends: as its server,
+ * the backing allocator, says. ThreadSanitizer's allocator, the backing
+ * allocator of the TSan build, takes a double or interior free without a
+ * word: the process must then go on unharmed. (A medium block is obm's:
+ * obm's line and SIGABRT there too.) */
 #ifndef __has_feature
 #define __has_feature(x) 0
 #endif
@@ -972,18 +1094,34 @@ static const struct death_case cases[] = {
     CASE(usable_size_freed_deep, DEATH_ABORT, 0, NULL),
     CASE(realloc_freed_by_thread, DEATH_ABORT, 0, NULL),
     CASE(usable_size_remote_freed, DEATH_ABORT, 0, NULL),
-/* 49: fresh processes, where ASan aborts too (valgrind runs them natively) */
+/* 49: fresh processes, where ASan aborts too (valgrind runs them natively):
+ * obm's medium blocks with obm's line, everywhere; the backing allocator's
+ * as it says */
+#define MEDIUM(n)                                                                                  \
+    CASE(large_double_free_##n, DEATH_ABORT, 1, ASAN_ABORTS),                                      \
+        CASE(large_double_free_top_##n, DEATH_ABORT, 1, ASAN_ABORTS),                              \
+        CASE(large_interior_free_##n, DEATH_ABORT, 1, ASAN_ABORTS)
 #define LARGE(n)                                                                                   \
     CASE(large_double_free_##n, LARGE_END, 1, ASAN_ABORTS),                                        \
         CASE(large_double_free_top_##n, LARGE_END, 1, ASAN_ABORTS),                                \
         CASE(large_interior_free_##n, LARGE_END, 1, ASAN_ABORTS)
-    LARGE(600),
-    LARGE(4000),
-    LARGE(20000),
+    MEDIUM(600),
+    MEDIUM(4000),
+    MEDIUM(20000),
     LARGE(100000),
+#undef MEDIUM
 #undef LARGE
+    /* medium blocks past their pool's first page (42, 45, 47, 48) */
+    CASE(double_free_far, DEATH_ABORT, 0, NULL),
+    CASE(interior_free_far, DEATH_ABORT, 0, NULL),
+    CASE(free_second_page, DEATH_ABORT, 0, NULL),
+    CASE(realloc_freed_far, DEATH_ABORT, 0, NULL),
+    CASE(double_free_cross_thread_far, DEATH_ABORT, 0, NULL),
+    CASE(double_free_owner_after_remote_far, DEATH_ABORT, 0, NULL),
+    CASE(double_free_thread_after_remote_far, DEATH_ABORT, 0, NULL),
     /* OBM_ON_ERROR */
     CASE(report_double_free, DEATH_EXIT, 1, REPORT),
+    CASE(report_double_free_far, DEATH_EXIT, 1, REPORT),
     CASE(report_double_free_cross_thread, DEATH_EXIT, 1, REPORT),
     CASE(report_invalid_pointer, DEATH_EXIT, 1, REPORT),
     CASE(report_realloc_freed, DEATH_EXIT, 1, REPORT),

@@ -2,7 +2,9 @@
  * in use makes free, realloc and malloc_usable_size abort with one line,
  * "obm: <function>(): invalid pointer 0x...", on stderr (the obm-owned cases
  * of CHECKLIST 45); a block already free is reported by what it was (a
- * double free, or a pointer already freed). hardening.c has the rest of
+ * double free, or a pointer already freed). The same holds in a medium
+ * pool, several pages with its header in the first (a pointer's pool is
+ * found through its arena's page table). hardening.c has the rest of
  * CHECKLIST group H. Built twice; see api.h. The machinery is death.h's.
  */
 #include "api.h"
@@ -145,6 +147,82 @@ static void usable_size_after_free(void)
     (void)n;
 }
 
+/* ---- medium blocks: pools of several pages, the header in the first ---- */
+
+static void free_medium_p_plus_16(void)
+{
+    bad_free(small_block(1000) + 16);
+}
+
+/* The 1024-byte class: 15 blocks at 64 + 1024 k in a 16 KiB pool, and a
+ * 960-byte tail. */
+static void free_medium_pool_tail(void)
+{
+    char *p = small_block(1000);
+    bad_free(block_pool(p, 1000) + POOL_HEADER + 15 * 1024);
+}
+
+/* A medium pool is carved 16 KiB at a time: block 5 of a fresh pool of
+ * 8192-byte blocks (two a batch) is not. */
+static void free_medium_uncarved_block(void)
+{
+    char *p = small_block(8000);
+    char *q = block_pool(p, 8000) + POOL_HEADER + 5 * 8192;
+    if (p >= q)
+        death_fail("not a fresh pool: block %p", (void *)p);
+    bad_free(q);
+}
+
+/* The start of a medium pool's third page (8192), in a fresh pool of
+ * 2048-byte blocks: inside block 3 (64 + 3 * 2048 = 6208 up to 8256), in
+ * use, so no block start. */
+static void free_medium_page_start(void)
+{
+    char *b[4];
+    for (int i = 0; i < 4; i++)
+        b[i] = small_block(2000);
+    bad_free(block_pool(b[0], 2000) + 2 * OBM_POOL_SIZE);
+}
+
+static void realloc_medium_p_plus_16(void)
+{
+    bad_realloc(small_block(5000) + 16, 10);
+}
+
+static void usable_size_medium_p_plus_1(void)
+{
+    bad_usable_size(small_block(700) + 1);
+}
+
+/* The only block of its class, in a fresh process. */
+static void double_free_medium_sole_block(void)
+{
+    char *p = small_block(3000);
+    T_FREE(p);
+    expect_double_free(p, 3000);
+    T_FREE(OPQP(p));
+}
+
+static void realloc_after_free_medium(void)
+{
+    char *a = small_block(1500), *b = small_block(1500);
+    (void)b;
+    T_FREE(a);
+    expect_freed("realloc", a, 1500);
+    void *volatile q = T_REALLOC(OPQP(a), OPQ(100));
+    (void)q;
+}
+
+static void usable_size_after_free_medium(void)
+{
+    char *a = small_block(OBM_MEDIUM_MAX), *b = small_block(OBM_MEDIUM_MAX);
+    (void)b;
+    T_FREE(a);
+    expect_freed("malloc_usable_size", a, OBM_MEDIUM_MAX);
+    volatile size_t n = T_USABLE_SIZE(OPQP(a));
+    (void)n;
+}
+
 /* The control: valid calls, so the child must exit cleanly and silently. */
 static void valid_calls(void)
 {
@@ -152,6 +230,9 @@ static void valid_calls(void)
     p = T_REALLOC(p, OPQ(64));
     if (T_USABLE_SIZE(p) != 64)
         death_fail("usable size %zu after realloc to 64", T_USABLE_SIZE(p));
+    p = T_REALLOC(p, OPQ(3000));
+    if (!T_OWNS(p) || T_USABLE_SIZE(p) != 3072)
+        death_fail("usable size %zu after realloc to 3000", T_USABLE_SIZE(p));
     T_FREE(p);
 }
 
@@ -172,6 +253,15 @@ static const struct death_case death_cases[] = {
     {"double_free_sole_block", DEATH_ABORT, 1, {NULL}, double_free_sole_block, NULL},
     {"realloc_after_free", DEATH_ABORT, 0, {NULL}, realloc_after_free, NULL},
     {"usable_size_after_free", DEATH_ABORT, 0, {NULL}, usable_size_after_free, NULL},
+    {"free_medium_p_plus_16", DEATH_ABORT, 0, {NULL}, free_medium_p_plus_16, NULL},
+    {"free_medium_pool_tail", DEATH_ABORT, 0, {NULL}, free_medium_pool_tail, NULL},
+    {"free_medium_uncarved_block", DEATH_ABORT, 1, {NULL}, free_medium_uncarved_block, NULL},
+    {"free_medium_page_start", DEATH_ABORT, 1, {NULL}, free_medium_page_start, NULL},
+    {"realloc_medium_p_plus_16", DEATH_ABORT, 0, {NULL}, realloc_medium_p_plus_16, NULL},
+    {"usable_size_medium_p_plus_1", DEATH_ABORT, 0, {NULL}, usable_size_medium_p_plus_1, NULL},
+    {"double_free_medium_sole_block", DEATH_ABORT, 1, {NULL}, double_free_medium_sole_block, NULL},
+    {"realloc_after_free_medium", DEATH_ABORT, 0, {NULL}, realloc_after_free_medium, NULL},
+    {"usable_size_after_free_medium", DEATH_ABORT, 0, {NULL}, usable_size_after_free_medium, NULL},
     {"valid_calls", DEATH_EXIT, 0, {NULL}, valid_calls, NULL},
     {"valid_calls_fresh", DEATH_EXIT, 1, {NULL}, valid_calls, NULL},
 };

@@ -1,10 +1,11 @@
 /* Out of memory (CHECKLIST 40 oom_recovers, 31 thread_oom): under a small
  * RLIMIT_AS every allocation call is driven to failure in turn (malloc,
  * calloc, realloc, reallocarray, posix_memalign, aligned_alloc, memalign,
- * and valloc and pvalloc where the drop-in defines them), for pool blocks
- * and for the backing allocator's, and fails as Semantics in README.md
- * says: NULL with errno ENOMEM; posix_memalign returns ENOMEM with
- * *memptr and errno untouched; a realloc that fails keeps its block.
+ * and valloc and pvalloc where the drop-in defines them), for small and
+ * medium pool blocks and for the backing allocator's, and fails as
+ * Semantics in README.md says: NULL with errno ENOMEM; posix_memalign
+ * returns ENOMEM with *memptr and errno untouched; a realloc that fails
+ * keeps its block.
  * Blocks allocated before stay intact, and the same call works again once
  * memory is freed. Eight threads do the same, each through every call in
  * turn. Each scenario runs in a forked child, so the limit never reaches
@@ -192,6 +193,11 @@ static void *attempt(enum api api, size_t n, size_t align)
     }
     if ((uintptr_t)p % api_alignment(api, align) != 0 || T_USABLE_SIZE(p) < n)
         die(OOM_BLOCK, "%s(%zu): block %p, %zu usable bytes", name, n, p, T_USABLE_SIZE(p));
+    /* obm's pools serve it exactly when obm serves the size (small or
+     * medium) at no more than obm's alignment. */
+    int pooled = api_alignment(api, align) <= OBM_ALIGNMENT && obm_serves(n);
+    if ((T_OWNS(p) != 0) != pooled)
+        die(OOM_BLOCK, "%s(%zu): block %p owned %d, want %d", name, n, p, T_OWNS(p), pooled);
     if (api == API_CALLOC)
         for (size_t i = 0; i < n; i++)
             if (((unsigned char *)p)[i] != 0)
@@ -287,9 +293,14 @@ static void oom_small(void)
     every_call(48, 16); /* pool blocks; valloc and pvalloc go to the backing allocator */
 }
 
+static void oom_medium(void)
+{
+    every_call(3000, 16); /* medium pool blocks (64 KiB pools); valloc and pvalloc as above */
+}
+
 static void oom_large(void)
 {
-    every_call(3000, 64); /* the backing allocator's */
+    every_call(40000, 64); /* the backing allocator's: above OBM_MEDIUM_MAX */
 }
 
 /* ---- eight threads ---- */
@@ -379,6 +390,12 @@ static void test_oom_small_recovers(void **state)
     run_in_child(oom_small);
 }
 
+static void test_oom_medium_recovers(void **state)
+{
+    (void)state;
+    run_in_child(oom_medium);
+}
+
 static void test_oom_large_recovers(void **state)
 {
     (void)state;
@@ -394,9 +411,8 @@ static void test_thread_oom(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_obm_active),
-        cmocka_unit_test(test_oom_small_recovers),
-        cmocka_unit_test(test_oom_large_recovers),
+        cmocka_unit_test(test_obm_active),          cmocka_unit_test(test_oom_small_recovers),
+        cmocka_unit_test(test_oom_medium_recovers), cmocka_unit_test(test_oom_large_recovers),
         cmocka_unit_test(test_thread_oom),
     };
     return RUN_TAP_TESTS(tests);

@@ -4,7 +4,9 @@
  * second run in random order) it comes back to within RSS_SLACK of the
  * baseline, and the arenas that held them are unmapped: apart from the
  * warm-up block's arena, at most KEPT_ARENAS of them are still known to
- * obm (obm_owns) or still have a page mapped (mincore).
+ * obm (obm_owns) or still have a page mapped (mincore). A third and a
+ * fourth run do the same with 2048-byte blocks, a medium class: 15 to a
+ * pool of 32 KiB (8 pages), 8 pools to an arena.
  *
  * Why those bounds (src/types.h, src/arena.c, src/heap.c): after the last
  * free, one empty pool per class stays on its ring (here one class, so
@@ -37,9 +39,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-#define BLOCK       ((size_t)32)
 #define TOTAL       (256 * MiB)
-#define NBLOCKS     (TOTAL / BLOCK)
 #define MIN_RISE    (200 * MiB)
 #define RSS_SLACK   (4 * MiB)
 #define KEPT_ARENAS 6
@@ -88,6 +88,11 @@ static int arena_mapped(uintptr_t base)
     }
     return 0;
 }
+
+/* The run's block size (32, or 2048), and how many blocks make TOTAL. */
+static size_t rss_block;
+#define BLOCK   rss_block
+#define NBLOCKS (TOTAL / BLOCK)
 
 static void rss_child(struct report *r, int shuffled)
 {
@@ -167,8 +172,9 @@ static void rss_child(struct report *r, int shuffled)
     _exit(0);
 }
 
-static void run_rss(int shuffled)
+static void run_rss(size_t block, int shuffled)
 {
+    BLOCK = block;
     struct report *r =
         mmap(NULL, sizeof *r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(r != MAP_FAILED);
@@ -200,8 +206,10 @@ static void run_rss(int shuffled)
     if (r->peak < r->baseline + MIN_RISE)
         fail_msg("RSS rose by %zu KiB only with %zu MiB of blocks: is it measured?",
                  (r->peak - r->baseline) / KiB, TOTAL / MiB);
-    /* 32-byte blocks, 126 to a 4 KiB pool, 64 pools to an arena. */
-    assert_true(r->arenas >= NBLOCKS / (126 * 64) && r->arenas <= NBLOCKS / (126 * 64) + 2);
+    /* 32-byte blocks, 126 to a 4 KiB pool, 64 pools to an arena; 2048-byte
+     * blocks, 15 to a 32 KiB pool, 8 pools to an arena. */
+    size_t per_arena = BLOCK == 32 ? 126 * 64 : 15 * 8;
+    assert_true(r->arenas >= NBLOCKS / per_arena && r->arenas <= NBLOCKS / per_arena + 2);
     if (r->after > r->baseline + RSS_SLACK)
         fail_msg("RSS %zu KiB after freeing everything: %zu KiB above the baseline (at most "
                  "%zu KiB)",
@@ -221,13 +229,25 @@ static void run_rss(int shuffled)
 static void test_rss_returns_in_order(void **state)
 {
     (void)state;
-    run_rss(0);
+    run_rss(32, 0);
 }
 
 static void test_rss_returns_shuffled(void **state)
 {
     (void)state;
-    run_rss(1);
+    run_rss(32, 1);
+}
+
+static void test_rss_returns_medium_in_order(void **state)
+{
+    (void)state;
+    run_rss(2048, 0);
+}
+
+static void test_rss_returns_medium_shuffled(void **state)
+{
+    (void)state;
+    run_rss(2048, 1);
 }
 
 int main(void)
@@ -236,6 +256,8 @@ int main(void)
         cmocka_unit_test(test_obm_active),
         cmocka_unit_test(test_rss_returns_in_order),
         cmocka_unit_test(test_rss_returns_shuffled),
+        cmocka_unit_test(test_rss_returns_medium_in_order),
+        cmocka_unit_test(test_rss_returns_medium_shuffled),
     };
     return RUN_TAP_TESTS(tests);
 }

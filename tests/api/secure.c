@@ -26,10 +26,11 @@
 #define RANDOM "OBM_RANDOMIZE=1"
 #define REPORT "OBM_ON_ERROR=report"
 
+/* p is a block of `block` bytes (a class's size, small or medium). */
 static void expect_block_error(const char *func, const char *what, const void *p, size_t block)
 {
-    expect_line("obm: %s(): %s (ptr=0x%" PRIxPTR ", class %zu of %zu bytes, pool 0x%" PRIxPTR ")",
-                func, what, (uintptr_t)p, block / 16 - 1, block, (uintptr_t)pool_of(p));
+    expect_line("obm: %s(): %s (ptr=0x%" PRIxPTR ", class %u of %zu bytes, pool 0x%" PRIxPTR ")",
+                func, what, (uintptr_t)p, class_of(block), block, (uintptr_t)block_pool(p, block));
 }
 
 static void expect_ignored(const char *name)
@@ -96,14 +97,38 @@ BUGGY static void canary_overflow(void)
     T_FREE(q);
 }
 
-/* Canary on: every path that hands out or takes back a small block keeps
- * it (realloc, calloc, aligned), so a clean program runs clean; a request
- * of 505..512 bytes no longer fits a small block. */
+/* The same past the first page of a medium pool (a block of the 1024-byte
+ * class, its pool's fifth: 64 + 4 * 1024 = 4160; the sixth, live, is the
+ * neighbour). */
+BUGGY static void canary_overflow_medium(void)
+{
+    expect_ignored("OBM_CANARY");
+    char *b[6];
+    for (int i = 0; i < 6; i++)
+        b[i] = small_block(1000);
+    char *p = b[4];
+    if ((size_t)(p - block_pool(p, 1000)) < OBM_POOL_SIZE)
+        death_fail("block %p is in its pool's first page", (void *)p);
+    size_t usable = T_USABLE_SIZE(p);
+    if (usable != (SECURE_BUILD ? 1016u : 1024u))
+        death_fail("usable size %zu", usable);
+    memset(p, 0x22, usable);
+    p[usable] ^= 1; /* the canary's first byte (a neighbour's without canaries), changed */
+    if (SECURE_BUILD)
+        expect_block_error("free", "buffer overflow detected", p, 1024);
+    T_FREE(p);
+}
+
+/* Canary on: every path that hands out or takes back a block of obm's
+ * keeps it (realloc, calloc, aligned), small and medium, so a clean
+ * program runs clean; a request of 505..512 bytes no longer fits a small
+ * block but a medium one, and one of 32761..32768 no longer fits obm's
+ * pools at all. */
 static void canary_clean(void)
 {
     expect_ignored("OBM_CANARY");
     for (unsigned i = 0; i < 20000; i++) {
-        size_t n = (i * 7919u) % 600;
+        size_t n = (i * 7919u) % (i % 2 ? 600 : 40000);
         char *p = T_MALLOC(OPQ(n));
         memset(p, 1, T_USABLE_SIZE(p));
         char *q = T_CALLOC(1, OPQ(n / 2 + 1));
@@ -118,9 +143,13 @@ static void canary_clean(void)
         T_FREE(p);
     }
     char *big = T_MALLOC(OPQ(510));
-    if (SECURE_BUILD == (T_OWNS(big) != 0))
-        death_fail("malloc(510) %s an obm block", T_OWNS(big) ? "is" : "is not");
+    if (!T_OWNS(big) || T_USABLE_SIZE(big) != (SECURE_BUILD ? 632u : 512u))
+        death_fail("malloc(510): owned %d, usable size %zu", T_OWNS(big), T_USABLE_SIZE(big));
     T_FREE(big);
+    char *top = T_MALLOC(OPQ(OBM_MEDIUM_MAX - 4));
+    if (SECURE_BUILD == (T_OWNS(top) != 0))
+        death_fail("malloc(%d) %s an obm block", OBM_MEDIUM_MAX - 4, T_OWNS(top) ? "is" : "is not");
+    T_FREE(top);
 }
 
 static void junk_and_canary_clean(void)
@@ -245,6 +274,7 @@ static const struct death_case cases[] = {
     {"junk_write_after_free", SECURE_END, 1, {JUNK}, junk_write_after_free, NULL},
     {"junk_clean", DEATH_EXIT, 1, {JUNK}, junk_clean, NULL},
     {"canary_overflow", SECURE_END, 1, {CANARY}, canary_overflow, NULL},
+    {"canary_overflow_medium", SECURE_END, 1, {CANARY}, canary_overflow_medium, NULL},
     {"canary_clean", DEATH_EXIT, 1, {CANARY}, canary_clean, NULL},
     {"junk_and_canary_clean", DEATH_EXIT, 1, {CANARY, JUNK}, junk_and_canary_clean, NULL},
     {"randomize_order", DEATH_EXIT, 1, {RANDOM}, randomize_order, NULL},

@@ -69,8 +69,10 @@ static void test_free_keeps_errno(void **state)
 {
     free_keeps_errno(T_MALLOC(OPQ(1)));
     free_keeps_errno(T_MALLOC(OPQ(512)));
-    free_keeps_errno(T_MALLOC(OPQ(100000)));  /* backing heap */
-    free_keeps_errno(T_MALLOC(OPQ(4 * MiB))); /* backing mmap */
+    free_keeps_errno(T_MALLOC(OPQ(513)));            /* medium */
+    free_keeps_errno(T_MALLOC(OPQ(OBM_MEDIUM_MAX))); /* medium, a whole-arena pool */
+    free_keeps_errno(T_MALLOC(OPQ(100000)));         /* backing heap */
+    free_keeps_errno(T_MALLOC(OPQ(4 * MiB)));        /* backing mmap */
     free_keeps_errno(T_CALLOC(OPQ(1), OPQ(8 * MiB)));
     free_keeps_errno(T_MEMALIGN(OPQ(4096), OPQ(MiB)));
 
@@ -87,6 +89,18 @@ static void test_free_keeps_errno(void **state)
     for (int i = 0; i < N; i++)
         free_keeps_errno(p[i]);
     free(p);
+
+    /* The same with medium pools: four arenas of 32 KiB blocks (7 a pool,
+     * a pool an arena) and as many of 1000 bytes (15 a 16 KiB pool). */
+    enum { M = 4 * 7 };
+    void *m[2 * M];
+    for (int i = 0; i < 2 * M; i++) {
+        m[i] = T_MALLOC(OPQ(i < M ? OBM_MEDIUM_MAX : 1000));
+        assert_non_null(m[i]);
+        assert_true(T_OWNS(m[i]));
+    }
+    for (int i = 0; i < 2 * M; i++)
+        free_keeps_errno(m[i]);
 }
 
 /* ---- 4. malloc_too_large ---- */
@@ -206,20 +220,22 @@ static void test_calloc_zeroes_reused_memory(void **state)
     }
 }
 
-/* The whole usable size of a recycled small block is zeroed, not only the
- * bytes asked for (README.md, "Semantics"): every class, at its smallest
- * request, through calloc(n, 1) and calloc(1, n). */
+/* The whole usable size of a recycled block of obm's is zeroed, not only
+ * the bytes asked for (README.md, "Semantics"): every class, small and
+ * medium, at its smallest request, through calloc(n, 1) and calloc(1, n). */
 static void test_calloc_zeroes_whole_block(void **state)
 {
-    for (size_t usable = 16; usable <= OBM_SMALL_MAX; usable += 16) {
+    for (unsigned c = 0; c < OBM_NCLASSES; c++) {
+        size_t usable = class_bytes(c);
         for (int split = 0; split < 2; split++) {
-            size_t n = usable - 15;
+            size_t n = class_first(c);
             unsigned char *p = T_MALLOC(OPQ(usable));
             assert_non_null(p);
             assert_int_equal(T_USABLE_SIZE(p), usable);
             memset(p, 0xff, usable);
             T_FREE(p);
             unsigned char *q = split ? T_CALLOC(OPQ(1), OPQ(n)) : T_CALLOC(OPQ(n), OPQ(1));
+            assert_true(T_OWNS(q));
             if (q != p)
                 fail_msg("calloc(%zu) gave %p, not the block of %zu just freed (%p)", n, (void *)q,
                          usable, (void *)p);
@@ -234,13 +250,17 @@ static void test_calloc_zeroes_whole_block(void **state)
 
 static void test_realloc_null(void **state)
 {
-    static const size_t sizes[] = {0, 1, 32, 512, 513, 100000};
+    static const size_t sizes[] = {
+        0, 1, 32, 512, 513, 4096, OBM_MEDIUM_MAX, OBM_MEDIUM_MAX + 1, 100000,
+    };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         size_t n = sizes[i];
         void *p = T_REALLOC(NULL, OPQ(n));
         assert_non_null(p);
         assert_true(T_USABLE_SIZE(p) >= n);
-        assert_int_equal(!!T_OWNS(p), n <= OBM_SMALL_MAX);
+        assert_int_equal(!!T_OWNS(p), obm_serves(n));
+        if (obm_serves(n))
+            assert_int_equal(T_USABLE_SIZE(p), block_size(n));
         pattern_fill(p, n, (uintptr_t)p);
         assert_int_equal(pattern_check(p, n, (uintptr_t)p), n);
         T_FREE(p);
@@ -255,7 +275,7 @@ static void test_realloc_null(void **state)
 
 static void test_realloc_zero_frees(void **state)
 {
-    static const size_t sizes[] = {1, 32, 512};
+    static const size_t sizes[] = {1, 32, 512, 513, 4096, OBM_MEDIUM_MAX};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *p = T_MALLOC(OPQ(sizes[i]));
         uintptr_t addr = (uintptr_t)p;
@@ -280,7 +300,7 @@ static void test_realloc_zero_frees(void **state)
 
 static void test_realloc_failure_preserves(void **state)
 {
-    static const size_t sizes[] = {1, 32, 512, 513, 4096, 100000, MiB};
+    static const size_t sizes[] = {1, 32, 512, 513, 4096, OBM_MEDIUM_MAX, 100000, MiB};
     static const size_t bad[] = {
         SIZE_MAX,
         SIZE_MAX - 4095,
@@ -350,9 +370,9 @@ static void test_realloc_to_usable_in_place(void **state)
 {
     for (size_t n = 0; n <= 600; n++)
         expect_realloc_usable_in_place(T_MALLOC(OPQ(n)));
-    static const size_t large[] = {1000, 4096, 100000, MiB};
-    for (size_t i = 0; i < sizeof large / sizeof large[0]; i++)
-        expect_realloc_usable_in_place(T_MALLOC(OPQ(large[i])));
+    static const size_t larger[] = {1000, 4096, OBM_MEDIUM_MAX, OBM_MEDIUM_MAX + 1, 100000, MiB};
+    for (size_t i = 0; i < sizeof larger / sizeof larger[0]; i++)
+        expect_realloc_usable_in_place(T_MALLOC(OPQ(larger[i])));
     expect_realloc_usable_in_place(T_CALLOC(OPQ(3), OPQ(7)));
     expect_realloc_usable_in_place(T_MEMALIGN(OPQ(64), OPQ(100)));
     expect_realloc_usable_in_place(T_ALIGNED_ALLOC(OPQ(16), OPQ(48)));
@@ -367,18 +387,30 @@ static void test_realloc_to_usable_in_place(void **state)
             assert_ptr_equal(T_REALLOC(b, OPQ(m)), b);
         T_FREE(b);
     }
+    /* And for each medium class, every size of it. */
+    for (unsigned c = OBM_NSMALL; c < OBM_NCLASSES; c++) {
+        void *b = T_MALLOC(OPQ(class_first(c)));
+        assert_true(T_OWNS(b));
+        for (size_t m = class_first(c); m <= class_bytes(c); m++)
+            assert_ptr_equal(T_REALLOC(b, OPQ(m)), b);
+        assert_int_equal(T_USABLE_SIZE(b), class_bytes(c));
+        T_FREE(b);
+    }
 }
 
 /* ---- 50. realloc_growth ----
  *
  * A block grown in 16-byte steps from 16 to 512 bytes moves only when it
- * has outgrown a quarter more than it had, up to 512 (src/api.c,
- * realloc_grown): 12 moves, to blocks of 32 48 64 80 112 144 192 240 304
- * 384 480 512 bytes, where moving at every class would make 31. Its bytes survive each move, and
- * every step fits the size asked for. */
+ * has outgrown a quarter more than it had (src/api.c, realloc_grown): 12
+ * moves, to blocks of 32 48 64 80 112 144 192 240 304 384 480 bytes and,
+ * at 496 (headroom 600), to the first medium class, 640, where moving at
+ * every class would make 31. Its bytes survive each move, and every step
+ * fits the size asked for. */
 static void test_realloc_growth(void **state)
 {
     (void)state;
+    static const size_t want[] = {32, 48, 64, 80, 112, 144, 192, 240, 304, 384, 480, 640};
+    enum { MOVES = sizeof want / sizeof want[0] };
     unsigned char *p = T_MALLOC(OPQ(16));
     assert_non_null(p);
     memset(p, 1, 16);
@@ -391,16 +423,32 @@ static void test_realloc_growth(void **state)
             if (q[i] != (unsigned char)(1 + i / 16))
                 fail_msg("byte %zu of %zu lost in a realloc", i, n);
         memset(q + n - 16, (int)(n / 16), 16);
-        moves += q != p;
+        if (q != p) {
+            if (moves >= MOVES || T_USABLE_SIZE(q) != want[moves])
+                fail_msg("move %u, at %zu bytes, to a block of %zu", moves + 1, n,
+                         T_USABLE_SIZE(q));
+            moves++;
+        }
         p = q;
     }
-    assert_int_equal(moves, 12);
+    assert_int_equal(moves, MOVES);
     assert_true(T_OWNS(p));
-    /* Shrinking takes no headroom: 512 down to 100 moves to a 112-byte block. */
-    unsigned char *q = T_REALLOC(p, OPQ(100));
+    assert_int_equal(T_USABLE_SIZE(p), 640);
+    /* Growing on to a medium size: a quarter more than it had, 800 bytes,
+     * in the 896-byte class. */
+    unsigned char *q = T_REALLOC(p, OPQ(656));
+    assert_non_null(q);
+    assert_true(q != p && T_OWNS(q));
+    assert_int_equal(T_USABLE_SIZE(q), 896);
+    /* Shrinking takes no headroom: 896 down to 100 moves to a 112-byte
+     * block. */
+    q = T_REALLOC(q, OPQ(100));
     assert_non_null(q);
     assert_true(T_OWNS(q));
     assert_int_equal(T_USABLE_SIZE(q), 112);
+    for (size_t i = 0; i < 100; i++)
+        if (q[i] != (unsigned char)(1 + i / 16))
+            fail_msg("byte %zu of 100 lost in a realloc", i);
     T_FREE(q);
 }
 
@@ -619,9 +667,11 @@ static void test_usable_size(void **state)
         size_t usable = T_USABLE_SIZE(p);
         if (usable < n)
             fail_msg("malloc(%zu): usable size %zu", n, usable);
-        if (n <= OBM_SMALL_MAX && (usable != class_size(n) || !T_OWNS(p)))
+        if (obm_serves(n) && (usable != block_size(n) || !T_OWNS(p)))
             fail_msg("malloc(%zu): usable size %zu, owned %d; want its class, %zu", n, usable,
-                     T_OWNS(p), class_size(n));
+                     T_OWNS(p), block_size(n));
+        if (!obm_serves(n) && T_OWNS(p))
+            fail_msg("malloc(%zu): owned by obm, above OBM_MEDIUM_MAX", n);
         /* The whole usable area is the caller's: write it all, read it back. */
         ref_fill(p, 0, usable, n);
         assert_int_equal(ref_check(p, 0, usable, n), usable);
@@ -643,7 +693,9 @@ static void expect_usable(void *p, size_t size)
 
 static void test_usable_size_every_api(void **state)
 {
-    static const size_t sizes[] = {0, 1, 17, 100, 512, 513, 5000, 200000};
+    static const size_t sizes[] = {
+        0, 1, 17, 100, 512, 513, 5000, OBM_MEDIUM_MAX, OBM_MEDIUM_MAX + 1, 200000,
+    };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         size_t n = sizes[i];
         expect_usable(T_MALLOC(OPQ(n)), n);
@@ -686,13 +738,33 @@ static void test_owns(void **state)
     assert_false(T_OWNS(large));
     T_FREE(large);
 
-    /* Over-aligned requests go to the backing allocator. */
+    /* Medium requests are obm's, up to OBM_MEDIUM_MAX: every byte of the
+     * block, in any page of its pool. */
+    char *medium = T_MALLOC(OPQ(513));
+    char *top = T_MALLOC(OPQ(OBM_MEDIUM_MAX));
+    char *above = T_MALLOC(OPQ(OBM_MEDIUM_MAX + 1));
+    assert_true(T_OWNS(medium));
+    assert_true(T_OWNS(medium + 639));
+    assert_true(T_OWNS(top));
+    assert_true(T_OWNS(top + OBM_MEDIUM_MAX - 1));
+    assert_false(T_OWNS(above));
+    T_FREE(medium);
+    T_FREE(top);
+    T_FREE(above);
+
+    /* Over-aligned requests go to the backing allocator, medium ones too. */
     void *a16 = T_ALIGNED_ALLOC(OPQ(16), OPQ(32));
     void *a64 = T_ALIGNED_ALLOC(OPQ(64), OPQ(32));
+    void *m16 = T_ALIGNED_ALLOC(OPQ(16), OPQ(4096));
+    void *m64 = T_ALIGNED_ALLOC(OPQ(64), OPQ(4096));
     assert_true(T_OWNS(a16));
     assert_false(T_OWNS(a64));
+    assert_true(T_OWNS(m16));
+    assert_false(T_OWNS(m64));
     T_FREE(a16);
     T_FREE(a64);
+    T_FREE(m16);
+    T_FREE(m64);
 
     /* Freed and handed out again: obm's block again. */
     uintptr_t addr = (uintptr_t)small;

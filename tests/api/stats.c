@@ -143,26 +143,45 @@
 #define POOLS_PER_ARENA (OBM_ARENA_SIZE / OBM_POOL_SIZE)
 #define CACHE_MAX       8 /* empty pools a heap may keep */
 
+/* Small classes: 16 (c + 1) bytes in a page. Medium classes 32..55: four
+ * per doubling from 512, 2^k + j 2^(k-2) for j = 1..4, in pools of 4
+ * pages for k = 9, twice as many each doubling up to 64 (an arena). */
 static size_t bsize(unsigned c)
 {
-    return 16 * ((size_t)c + 1);
+    if (c < OBM_NSMALL)
+        return 16 * ((size_t)c + 1);
+    unsigned k = 9 + (c - OBM_NSMALL) / 4, j = 1 + (c - OBM_NSMALL) % 4;
+    return ((size_t)1 << k) + j * ((size_t)1 << (k - 2));
+}
+
+static size_t pool_bytes(unsigned c)
+{
+    if (c < OBM_NSMALL)
+        return OBM_POOL_SIZE;
+    size_t pages = (size_t)4 << ((c - OBM_NSMALL) / 4);
+    return (pages < POOLS_PER_ARENA ? pages : POOLS_PER_ARENA) * OBM_POOL_SIZE;
 }
 
 /* Blocks per pool of class c. */
 static size_t bpp(unsigned c)
 {
-    return (OBM_POOL_SIZE - POOL_HEADER) / bsize(c);
+    return (pool_bytes(c) - POOL_HEADER) / bsize(c);
 }
 
 /* The tail of a pool of class c too small for one more block. */
 static size_t tail(unsigned c)
 {
-    return OBM_POOL_SIZE - POOL_HEADER - bpp(c) * bsize(c);
+    return pool_bytes(c) - POOL_HEADER - bpp(c) * bsize(c);
 }
 
 static unsigned class_of(size_t n)
 {
-    return n == 0 ? 0 : (unsigned)((n - 1) / 16);
+    if (n <= OBM_SMALL_MAX)
+        return n == 0 ? 0 : (unsigned)((n - 1) / 16);
+    unsigned c = OBM_NSMALL;
+    while (bsize(c) < n)
+        c++;
+    return c;
 }
 
 static size_t ceil_div(size_t a, size_t b)
@@ -219,9 +238,11 @@ static bool stats_consistent(const obm_stats_t *s, char *err, size_t len)
         "not bytes_mapped %zu",
         s->bytes_in_use, s->bytes_free_blocks, s->bytes_empty_pools, s->bytes_pool_headers,
         s->bytes_quantization, ledger, s->bytes_mapped);
-    REQUIRE(s->pools_in_use + s->pools_empty == POOLS_PER_ARENA * s->arenas_current,
-            "pools in use %zu + empty %zu != 64 x %zu arenas", s->pools_in_use, s->pools_empty,
-            s->arenas_current);
+    REQUIRE(s->pages_in_use + s->pools_empty == POOLS_PER_ARENA * s->arenas_current,
+            "pages in use %zu + empty pools %zu != 64 x %zu arenas", s->pages_in_use,
+            s->pools_empty, s->arenas_current);
+    REQUIRE(s->pools_in_use <= s->pages_in_use, "pools_in_use %zu > pages_in_use %zu",
+            s->pools_in_use, s->pages_in_use);
     REQUIRE(s->pools_full <= s->pools_in_use, "pools_full %zu > pools_in_use %zu", s->pools_full,
             s->pools_in_use);
     REQUIRE(s->pools_cached + s->pools_untouched + s->pools_purged <= s->pools_empty,
@@ -253,9 +274,10 @@ static bool stats_consistent(const obm_stats_t *s, char *err, size_t len)
     REQUIRE(s->heaps_live + s->heaps_abandoned <= s->heaps_created,
             "heaps live %zu + abandoned %zu > created %zu", s->heaps_live, s->heaps_abandoned,
             s->heaps_created);
-    size_t pools = 0, in_use = 0, free_bytes = 0, quant = 0;
+    size_t pools = 0, pages = 0, in_use = 0, free_bytes = 0, quant = 0;
     for (unsigned c = 0; c < OBM_NCLASSES; c++) {
         const obm_class_stats_t *k = &s->classes[c];
+        pages += k->pools * pool_bytes(c) / OBM_POOL_SIZE;
         REQUIRE(k->block_size == bsize(c), "class %u: block_size %zu", c, k->block_size);
         REQUIRE(k->blocks_in_use + k->blocks_free == k->pools * bpp(c),
                 "class %u: in use %zu + free %zu != %zu pools x %zu", c, k->blocks_in_use,
@@ -269,6 +291,8 @@ static bool stats_consistent(const obm_stats_t *s, char *err, size_t len)
     }
     REQUIRE(pools == s->pools_in_use, "class pools sum to %zu, pools_in_use %zu", pools,
             s->pools_in_use);
+    REQUIRE(pages == s->pages_in_use, "class pools' pages sum to %zu, pages_in_use %zu", pages,
+            s->pages_in_use);
     REQUIRE(in_use == s->bytes_in_use, "class blocks in use sum to %zu bytes, bytes_in_use %zu",
             in_use, s->bytes_in_use);
     REQUIRE(free_bytes == s->bytes_free_blocks,
@@ -416,15 +440,31 @@ static bool regions_well_formed(const struct regions *v, char *err, size_t len)
                     "arena %#" PRIxPTR ": serial %zu after %zu (not in mapping order)", base,
                     ar->arena_serial, v->r[a - POOLS_PER_ARENA - 1].arena_serial);
         size_t serving = 0, cached = 0;
-        bool untouched_seen = false;
+        const obm_region_t *medium = NULL; /* the medium pool whose pages these are */
+        size_t medium_end = 0;
         for (size_t i = 0; i < POOLS_PER_ARENA; i++) {
             const obm_region_t *p = &v->r[a + 1 + i];
             REQUIRE(p->kind == OBM_REGION_POOL, "record %zu: kind %d, expected a pool", a + 1 + i,
                     p->kind);
+            size_t want_size = OBM_POOL_SIZE;
+            if (is_serving(p) && p->size_class >= 0 && p->size_class < OBM_NCLASSES)
+                want_size = pool_bytes((unsigned)p->size_class);
             REQUIRE(p->address == (const void *)(base + i * OBM_POOL_SIZE) &&
-                        p->size == OBM_POOL_SIZE && p->arena_serial == ar->arena_serial,
+                        p->size == want_size && p->arena_serial == ar->arena_serial,
                     "pool %zu of arena %#" PRIxPTR ": at %p, size %zu, serial %zu", i, base,
                     p->address, p->size, p->arena_serial);
+            /* A medium pool's later pages repeat its numbers, and nothing else is there. */
+            REQUIRE((i < medium_end) == (p->state == OBM_POOL_CONTINUED),
+                    "pool %p: state %d, %s a medium pool's pages", p->address, p->state,
+                    i < medium_end ? "within" : "outside");
+            if (p->state == OBM_POOL_CONTINUED) {
+                REQUIRE(p->size_class == medium->size_class &&
+                            p->block_size == medium->block_size && p->used == medium->used &&
+                            p->capacity == medium->capacity && p->remote == medium->remote,
+                        "page %p of the medium pool at %p: class %d, used %zu/%zu", p->address,
+                        medium->address, p->size_class, p->used, p->capacity);
+                continue;
+            }
             if (is_serving(p)) {
                 REQUIRE(p->size_class >= 0 && p->size_class < OBM_NCLASSES, "pool %p: class %d",
                         p->address, p->size_class);
@@ -438,6 +478,14 @@ static bool regions_well_formed(const struct regions *v, char *err, size_t len)
                 REQUIRE((p->state == OBM_POOL_FULL) == (p->used == p->capacity),
                         "pool %p: state %d with %zu of %zu used", p->address, p->state, p->used,
                         p->capacity);
+                size_t pages = p->size / OBM_POOL_SIZE;
+                REQUIRE(i % pages == 0 && i + pages <= POOLS_PER_ARENA,
+                        "pool %p of %zu pages: not aligned to its size in its arena", p->address,
+                        pages);
+                if (pages > 1) {
+                    medium = p;
+                    medium_end = i + pages;
+                }
                 serving++;
             } else {
                 REQUIRE(p->state == OBM_POOL_EMPTY || p->state == OBM_POOL_CACHED ||
@@ -450,10 +498,6 @@ static bool regions_well_formed(const struct regions *v, char *err, size_t len)
                         p->remote);
                 cached += p->state == OBM_POOL_CACHED;
             }
-            /* Pools are carved in order: the untouched ones are the tail. */
-            REQUIRE(!untouched_seen || p->state == OBM_POOL_UNTOUCHED,
-                    "pool %p (state %d) after an untouched pool", p->address, p->state);
-            untouched_seen |= p->state == OBM_POOL_UNTOUCHED;
         }
         REQUIRE(ar->used == serving, "arena %#" PRIxPTR ": used %zu, %zu pools serving", base,
                 ar->used, serving);
@@ -481,8 +525,8 @@ static bool regions_match_stats(const struct regions *v, const obm_stats_t *s, c
     size_t full = 0, empty = 0, cached = 0, untouched = 0, purged = 0;
     for (size_t i = 0; i < v->n; i++) {
         const obm_region_t *p = &v->r[i];
-        if (p->kind != OBM_REGION_POOL)
-            continue;
+        if (p->kind != OBM_REGION_POOL || p->state == OBM_POOL_CONTINUED)
+            continue; /* a medium pool is counted at its first page */
         if (is_serving(p)) {
             obm_class_stats_t *kc = &k[p->size_class];
             kc->pools++;
@@ -637,7 +681,8 @@ static bool text_consistent(const char *report, char *err, size_t len)
 {
     char raw[64];
     size_t total, current;
-    REQUIRE(strstr(report, "Small block threshold = 512, in 32 size classes.\n") != NULL,
+    REQUIRE(strstr(report, "Small block threshold = 512, in 32 size classes; medium blocks up "
+                           "to 32768, in 24 more.\n") != NULL,
             "no banner");
     REQUIRE(report_value(report, "Total", &total, raw, sizeof raw), "no Total line");
     REQUIRE(report_value(report, "# arenas allocated current", &current, raw, sizeof raw),
@@ -1033,7 +1078,8 @@ static size_t arena_uses(const struct regions *v, struct arena_use *out, size_t 
     for (size_t a = 0; a < v->n && n < max; a += POOLS_PER_ARENA + 1) {
         out[n] = (struct arena_use){.base = (uintptr_t)v->r[a].address};
         for (size_t i = 1; i <= POOLS_PER_ARENA; i++)
-            out[n].used += v->r[a + i].used;
+            if (v->r[a + i].state != OBM_POOL_CONTINUED) /* a medium pool: at its first page */
+                out[n].used += v->r[a + i].used;
         n++;
     }
     return n;
@@ -1074,10 +1120,12 @@ static size_t pf_check_arenas(const struct arena_use *base_use, size_t nbase, bo
         uintptr_t base = (uintptr_t)ar->address;
         size_t ours = 0, used = 0;
         for (size_t i = 0; i < PF_BLOCKS; i++)
-            ours += i % PF_KEEP == 0 && pf_sizes[i] <= OBM_SMALL_MAX &&
+            ours += i % PF_KEEP == 0 && pf_sizes[i] <= OBM_MEDIUM_MAX &&
                     ((uintptr_t)pf_blocks[i] & ~(uintptr_t)(OBM_ARENA_SIZE - 1)) == base;
         for (size_t i = 1; i <= POOLS_PER_ARENA; i++) {
             const obm_region_t *p = &regions.r[a + i];
+            if (p->state == OBM_POOL_CONTINUED)
+                continue; /* counted at the medium pool's first page */
             used += p->used;
             if (is_serving(p) && p->used == 0 && !pf_main_pool((uintptr_t)p->address))
                 kept_empty[p->size_class]++;
@@ -1136,7 +1184,7 @@ static void test_partial_free(void **state)
     /* What is live: per class, and the large blocks. */
     size_t live[OBM_NCLASSES] = {0}, nlarge = 0, bytes = 0;
     for (size_t i = 0; i < PF_BLOCKS; i += PF_KEEP) {
-        if (pf_sizes[i] <= OBM_SMALL_MAX) {
+        if (pf_sizes[i] <= OBM_MEDIUM_MAX) {
             live[class_of(pf_sizes[i])]++;
         } else {
             nlarge++;
@@ -1202,10 +1250,10 @@ static void test_large_blocks(void **state)
     obm_stats_t base = stats(), s;
     enum { N = 6 };
     void *p[N];
-    size_t want[N] = {100000, 513, 3000, 40, 100, 8};
+    size_t want[N] = {100000, 40000, 36000, 40, 100, 8};
     p[0] = obm_malloc(OPQ(100000));
-    p[1] = obm_malloc(OPQ(513));
-    p[2] = obm_calloc(OPQ(3), OPQ(1000));
+    p[1] = obm_malloc(OPQ(40000));
+    p[2] = obm_calloc(OPQ(3), OPQ(12000));
     assert_int_equal(obm_posix_memalign(&p[3], OPQ(32), OPQ(40)), 0);
     p[4] = obm_aligned_alloc(OPQ(64), OPQ(100));
     p[5] = obm_memalign(OPQ(128), OPQ(8));
@@ -1214,17 +1262,29 @@ static void test_large_blocks(void **state)
         assert_false(obm_owns(p[i]));
         assert_true(obm_usable_size(p[i]) >= want[i]);
     }
-    /* Aligned to 16 (or less), a small request stays small. */
+    /* Aligned to 16 (or less), a small request stays small; 513 and
+     * 3 x 1000 bytes are obm's medium blocks of 640 and 3072 bytes. */
     void *small = obm_aligned_alloc(OPQ(16), OPQ(100));
+    void *m640 = obm_malloc(OPQ(513)), *m3072 = obm_calloc(OPQ(3), OPQ(1000));
     assert_non_null(small);
-    assert_true(obm_owns(small));
+    assert_true(obm_owns(small) && obm_owns(m640) && obm_owns(m3072));
+    assert_int_equal(obm_usable_size(m640), 640);
+    assert_int_equal(obm_usable_size(m3072), 3072);
+    unsigned c640 = class_of(513), c3072 = class_of(3000);
+    assert_int_equal(bsize(c640), 640);
+    assert_int_equal(bsize(c3072), 3072);
     s = stats();
     EXPECT_EQ(s.large_allocs_current, base.large_allocs_current + N);
     expect_backing_count(&s);
     EXPECT_EQ(s.large_allocs_total, base.large_allocs_total + N);
     EXPECT_EQ(s.classes[6].blocks_in_use, base.classes[6].blocks_in_use + 1);
     EXPECT_EQ(s.classes[6].mallocs, base.classes[6].mallocs + 1);
-    EXPECT_EQ(s.bytes_in_use, base.bytes_in_use + 112);
+    EXPECT_EQ(s.classes[c640].blocks_in_use, base.classes[c640].blocks_in_use + 1);
+    EXPECT_EQ(s.classes[c3072].mallocs, base.classes[c3072].mallocs + 1);
+    EXPECT_EQ(s.bytes_in_use, base.bytes_in_use + 112 + 640 + 3072);
+    obm_free(m640);
+    obm_free(m3072);
+    s = stats();
 
     /* Large to large: still one block, one more request. */
     p[0] = obm_realloc(p[0], OPQ(200000));
@@ -1234,12 +1294,12 @@ static void test_large_blocks(void **state)
     expect_backing_count(&r);
     EXPECT_EQ(r.large_allocs_total, s.large_allocs_total + 1);
 
-    /* Large to small (513 -> 100: out of the backing allocator), and small
-     * to large. */
+    /* Large to small (40000 -> 100: out of the backing allocator), and
+     * small to large. */
     p[1] = obm_realloc(p[1], OPQ(100));
     assert_non_null(p[1]);
     assert_true(obm_owns(p[1]));
-    small = obm_realloc(small, OPQ(1000));
+    small = obm_realloc(small, OPQ(40000));
     assert_non_null(small);
     assert_false(obm_owns(small));
     obm_stats_t t = stats();
@@ -1605,7 +1665,8 @@ static void test_text_report(void **state)
     assert_false(cap.overflow);
     assert_false(cap.empty_piece);
     assert_true(cap.calls >= 1);
-    assert_non_null(strstr(r, "Small block threshold = 512, in 32 size classes.\n"));
+    assert_non_null(strstr(r, "Small block threshold = 512, in 32 size classes; medium blocks "
+                              "up to 32768, in 24 more.\n"));
     assert_non_null(strstr(r, "obm " OBM_VERSION_STRING " statistics, pid "));
 
     /* Class 13: main's heap fills its own free blocks first (every pool of
@@ -1672,7 +1733,8 @@ static void test_text_report(void **state)
     size_t n = fread(text, 1, sizeof text - 1, tmp);
     fclose(tmp);
     text[n] = '\0';
-    assert_non_null(strstr(text, "Small block threshold = 512, in 32 size classes.\n"));
+    assert_non_null(strstr(text, "Small block threshold = 512, in 32 size classes; medium "
+                                 "blocks up to 32768, in 24 more.\n"));
     if (!text_consistent(text, err, sizeof err))
         fail_msg("report on stderr: %s", err);
 
@@ -1699,6 +1761,7 @@ static const struct {
                   TOP(arenas_released_total),
                   TOP(pools_in_use),
                   TOP(pools_full),
+                  TOP(pages_in_use),
                   TOP(pools_empty),
                   TOP(pools_cached),
                   TOP(pools_untouched),
@@ -1891,7 +1954,7 @@ static atomic_int st_stop;
 struct st_worker {
     pthread_t thread;
     uint64_t rng;
-    unsigned long small, large, ops, cross;
+    unsigned long small, large, ops, cross; /* small: from obm's pools, small or medium */
 };
 
 static void *st_thread(void *arg)
@@ -1907,9 +1970,12 @@ static void *st_thread(void *arg)
             obm_free(slot[i]);
             void *p;
             unsigned kind = (unsigned)(r >> 16) % 64;
-            if (kind < 3) {
+            if (kind < 2) { /* medium: obm's pools */
                 size_t n = 600 + (size_t)(r >> 24) % 20000;
                 p = obm_malloc(OPQ(n));
+                w->small++;
+            } else if (kind == 2) {
+                p = obm_malloc(OPQ(OBM_MEDIUM_MAX + 1 + (size_t)(r >> 24) % 20000));
                 w->large++;
             } else if (kind == 3) {
                 p = obm_aligned_alloc(OPQ(64), OPQ(1 + (size_t)(r >> 24) % 512));

@@ -47,7 +47,7 @@ for k in struct:
     if k != "classes" and report.get(k) != struct[k]:
         problems.append("%s: %r, struct %r" % (k, report.get(k), struct[k]))
 rc, sc = report.get("classes", []), struct["classes"]
-if len(rc) != 32 or len(sc) != 32:
+if len(rc) != 56 or len(sc) != 56:
     problems.append("%d classes, struct %d" % (len(rc), len(sc)))
 for c, (r, s) in enumerate(zip(rc, sc)):
     if list(r) != list(s):
@@ -121,15 +121,16 @@ legend = svg[svg.index('<g class="legend">'):]
 fills = re.findall(r'<rect x="[0-9]+" y="[0-9]+" width="[0-9]+" height="[0-9]+" fill="(#[0-9a-f]{6})"', legend)
 rgb = lambda h: tuple(int(h[i:i + 2], 16) for i in (1, 3, 5))
 dist = lambda a, b: sum((x - y) ** 2 for x, y in zip(rgb(a), rgb(b))) ** 0.5
-classes, ramp, free = fills[:32], fills[32:62], fills[62:66]
+n = 56  # OBM_NCLASSES: 32 small and 24 medium classes
+classes, ramp, free = fills[:n], fills[n:n + 30], fills[n + 30:n + 34]
 problems = ["classes %d and %d: %s %s, %.0f apart" % (c, c + 1, classes[c], classes[c + 1],
                                                        dist(classes[c], classes[c + 1]))
-            for c in range(31) if dist(classes[c], classes[c + 1]) < 100]
+            for c in range(n - 1) if dist(classes[c], classes[c + 1]) < 100]
 for tenth in (ramp[0], ramp[10], ramp[20]):
     for f in free:
         if dist(tenth, f) < 40:
             problems.append("a pool 10%% full %s is %.0f from the free look %s" % (tenth, dist(tenth, f), f))
-if len(fills) < 66:
+if len(fills) < n + 34:
     problems.append("%d legend swatches" % len(fills))
 for p in problems:
     print("# " + p)

@@ -2,8 +2,10 @@
  * test/test-stress.c (written afresh, not ported line by line): NTHREADS
  * threads run for ROUNDS rounds; each keeps a table of live blocks and, at
  * random, allocates (malloc or calloc; sizes mostly 1..512 with a geometric
- * skew toward small, 1 % large up to 64 KiB), frees, reallocs (growing,
- * shrinking and across the 512-byte limit) and hands blocks to other
+ * skew toward small, 2 % above that up to 64 KiB: most of them obm's
+ * medium blocks, the rest past OBM_MEDIUM_MAX the backing allocator's),
+ * frees, reallocs (growing, shrinking and across the small and medium
+ * limits) and hands blocks to other
  * threads through a shared transfer array (a quarter of new blocks go
  * there, and others are swapped in later; a thread never takes back a
  * block it made), so over a third of the blocks are freed or realloc'ed
@@ -39,6 +41,15 @@ enum {
     LARGE_MAX = 64 * 1024,
 };
 
+/* Which server a size goes to: obm's small or medium pools, or the
+ * backing allocator. */
+enum tier { SMALL, MEDIUM, LARGE };
+
+static enum tier tier_of(size_t n)
+{
+    return n <= OBM_SMALL_MAX ? SMALL : obm_serves(n) ? MEDIUM : LARGE;
+}
+
 struct item {
     void *p;         /* NULL: none */
     size_t n;        /* requested size */
@@ -53,9 +64,11 @@ struct slot {
 };
 
 struct counts {
-    /* remote: frees and reallocs by another thread; crossed: blocks with
-     * at least one of those */
-    unsigned long mallocs, callocs, frees, reallocs, crossing, large, handed, remote, crossed;
+    /* medium, large: blocks made of those sizes; crossing: reallocs from
+     * one tier to another; remote: frees and reallocs by another thread;
+     * crossed: blocks with at least one of those */
+    unsigned long mallocs, callocs, frees, reallocs, crossing, medium, large, handed, remote,
+        crossed;
 };
 
 struct worker {
@@ -134,15 +147,17 @@ static bool check_item(const struct item *it, size_t len, const struct worker *w
 
 /* ---- the operations ---- */
 
-/* 1..512 bytes, half of them up to 16, a quarter 17..32 at most, ...; 1 %
- * large, 513..64 KiB, half of those up to 4 KiB. */
+/* 1..512 bytes, half of them up to 16, a quarter 17..32 at most, ...; 2 %
+ * larger, 513..64 KiB: a third of those up to 4 KiB, a third up to
+ * OBM_MEDIUM_MAX, a third up to 64 KiB (five in six are medium blocks). */
 static size_t pick_size(uint64_t *rng)
 {
     uint64_t r = rng_next(rng);
-    if (r % 100 == 0) {
+    if (r % 50 == 0) {
         r >>= 8;
-        size_t top = (r & 1) ? 4096 : LARGE_MAX;
-        return OBM_SMALL_MAX + 1 + (size_t)(r >> 1) % (top - OBM_SMALL_MAX);
+        static const size_t tops[] = {4096, OBM_MEDIUM_MAX, LARGE_MAX};
+        size_t top = tops[r % 3];
+        return OBM_SMALL_MAX + 1 + (size_t)(r >> 2) % (top - OBM_SMALL_MAX);
     }
     r >>= 8;
     unsigned g = 0;
@@ -176,8 +191,11 @@ static struct item make(struct worker *w)
     } else {
         w->c.mallocs++;
     }
-    w->c.large += n > OBM_SMALL_MAX;
-    if ((T_OWNS(p) != 0) != (n <= OBM_SMALL_MAX) || T_USABLE_SIZE(p) < n) {
+    w->c.medium += tier_of(n) == MEDIUM;
+    w->c.large += tier_of(n) == LARGE;
+    /* obm's exactly up to OBM_MEDIUM_MAX, and then of n's class */
+    if ((T_OWNS(p) != 0) != obm_serves(n) || T_USABLE_SIZE(p) < n ||
+        (obm_serves(n) && T_USABLE_SIZE(p) != block_size(n))) {
         record_failure("thread %u of round %u: %zu bytes at %p: owned by obm %d, usable size %zu",
                        w->id, w->round, n, p, T_OWNS(p), T_USABLE_SIZE(p));
         return it;
@@ -211,7 +229,24 @@ static void release(struct worker *w, struct item *it)
     w->c.frees++;
 }
 
-/* Grow, shrink, cross the small limit either way, or any size. */
+/* A size of another tier than n's: small, medium (up to 4 KiB past the
+ * small limit, or anywhere below OBM_MEDIUM_MAX), or large, r picking. */
+static size_t other_tier(size_t n, uint64_t r)
+{
+    enum tier t = tier_of(n), to = (enum tier)((t + 1 + (r & 1)) % 3);
+    r >>= 1;
+    switch (to) {
+    case SMALL:
+        return 1 + (size_t)r % OBM_SMALL_MAX;
+    case MEDIUM:
+        return OBM_SMALL_MAX + 1 +
+               (size_t)(r >> 1) % ((r & 1) ? 4096 : OBM_MEDIUM_MAX - OBM_SMALL_MAX);
+    default:
+        return OBM_MEDIUM_MAX + 1 + (size_t)r % (LARGE_MAX - OBM_MEDIUM_MAX);
+    }
+}
+
+/* Grow, shrink, cross to another tier (small, medium, large), or any size. */
 static void resize(struct worker *w, struct item *it)
 {
     size_t n = it->n, m;
@@ -224,8 +259,7 @@ static void resize(struct worker *w, struct item *it)
         m = 1 + (size_t)(r >> 8) % n;
         break;
     case 2:
-        m = n <= OBM_SMALL_MAX ? OBM_SMALL_MAX + 1 + (size_t)(r >> 8) % 4096
-                               : 1 + (size_t)(r >> 8) % OBM_SMALL_MAX;
+        m = other_tier(n, r >> 8);
         break;
     default:
         m = pick_size(&w->rng);
@@ -236,6 +270,7 @@ static void resize(struct worker *w, struct item *it)
     if (!check_item(it, n, w, "before realloc"))
         return;
     note_remote(w, it);
+    bool was_owned = T_OWNS(it->p) != 0;
     void *q = T_REALLOC(it->p, OPQ(m));
     if (q == NULL) {
         record_failure("thread %u of round %u: realloc(%p, %zu) of a %zu-byte block failed", w->id,
@@ -243,7 +278,7 @@ static void resize(struct worker *w, struct item *it)
         return;
     }
     w->c.reallocs++;
-    w->c.crossing += (n <= OBM_SMALL_MAX) != (m <= OBM_SMALL_MAX);
+    w->c.crossing += tier_of(n) != tier_of(m);
     void *old = it->p;
     it->p = q;
     size_t keep = n < m ? n : m;
@@ -256,9 +291,12 @@ static void resize(struct worker *w, struct item *it)
             ((unsigned char *)q)[bad], expected_byte(n, it->cookie, bad));
         return;
     }
-    if (T_USABLE_SIZE(q) < m) {
-        record_failure("thread %u of round %u: realloc(%p, %zu) = %p: usable size %zu", w->id,
-                       w->round, old, m, q, T_USABLE_SIZE(q));
+    /* obm's when obm serves m, but for a block of the backing allocator
+     * that stayed where it was (a shrink that saves less than a quarter). */
+    bool want_owned = obm_serves(m) && (was_owned || q != old);
+    if (T_USABLE_SIZE(q) < m || (T_OWNS(q) != 0) != want_owned) {
+        record_failure("thread %u of round %u: realloc(%p, %zu) = %p: usable size %zu, owned %d",
+                       w->id, w->round, old, m, q, T_USABLE_SIZE(q), T_OWNS(q));
         return;
     }
     it->n = m;
@@ -375,6 +413,7 @@ static void test_stress_content(void **state)
             total.frees += w->c.frees;
             total.reallocs += w->c.reallocs;
             total.crossing += w->c.crossing;
+            total.medium += w->c.medium;
             total.large += w->c.large;
             total.handed += w->c.handed;
             total.remote += w->c.remote;
@@ -385,15 +424,16 @@ static void test_stress_content(void **state)
     alarm(0);
     report_failure();
     printf("# %u threads x %u rounds in %lu ms: %lu malloc, %lu calloc, %lu realloc (%lu across "
-           "512 B), %lu large, %lu free, %lu handed over, %lu frees and reallocs by another "
-           "thread, on %lu blocks (%.1f %%)\n",
+           "512 B or 32 KiB), %lu medium, %lu large, %lu free, %lu handed over, %lu frees and "
+           "reallocs by another thread, on %lu blocks (%.1f %%)\n",
            NTHREADS, ROUNDS, now_ms() - start, total.mallocs, total.callocs, total.reallocs,
-           total.crossing, total.large, total.frees, total.handed, total.remote, total.crossed,
-           100.0 * (double)total.crossed / (double)(total.mallocs + total.callocs));
+           total.crossing, total.medium, total.large, total.frees, total.handed, total.remote,
+           total.crossed, 100.0 * (double)total.crossed / (double)(total.mallocs + total.callocs));
     /* Everything made was freed, and the mix really happened. */
     assert_int_equal(total.mallocs + total.callocs, total.frees);
     assert_true(total.crossed * 3 > total.mallocs + total.callocs);
-    assert_true(total.crossing > 1000 && total.large > 1000 && total.callocs > 1000);
+    assert_true(total.crossing > 1000 && total.medium > 1000 && total.large > 1000 &&
+                total.callocs > 1000);
     for (size_t i = 0; i < TRANSFERS; i++)
         assert_null(transfer[i].it.p);
 }

@@ -1,10 +1,13 @@
 /* Threads against per-thread heaps: blocks that cross threads, heaps that
  * outlive their threads, thread-exit clean-up, and fork with threads running.
  *
- *   producer_consumer    2 producers malloc (mostly 1..512 B, 1/16 of
- *                        600..4000 B) and pass blocks through a bounded queue
- *                        to 2 consumers, which check, sometimes realloc, and
- *                        free them: nearly every free is remote.
+ *   producer_consumer    2 producers malloc (mostly 1..512 B, 1/16 larger:
+ *                        medium blocks of 513..32768 B, a few past that
+ *                        for the backing allocator) and pass blocks through
+ *                        a bounded queue to 2 consumers, which check,
+ *                        sometimes realloc, and free them: nearly every
+ *                        free is remote, medium blocks' included (their
+ *                        pool found through the arena's page table).
  *   short_lived_threads  100,000 threads, 2 at a time, each returning one
  *                        live block through pthread_join for main to free:
  *                        heaps are abandoned, adopted and stay few.
@@ -12,8 +15,9 @@
  *                        malloc, free and re-set the key until glibc's last
  *                        destructor round, and free a block another thread
  *                        made.
- *   exit_frees_remote    a thread leaves 20,000 live blocks behind; main frees
- *                        them; the pools and arenas come back.
+ *   exit_frees_remote    a thread leaves 20,000 live blocks behind, and 2,000
+ *                        medium ones; main frees them; the pools and arenas
+ *                        come back.
  *   fork_under_load      4 threads allocate and free while main forks; each
  *                        child checks and frees what the threads had made,
  *                        then works through every class.
@@ -181,8 +185,9 @@ static bool check_block(const void *p, size_t n, uint64_t serial, const char *wh
     return false;
 }
 
-/* malloc(n), checked: obm's for small sizes, the backing allocator's for
- * large ones, and big enough; then filled. NULL (recorded) on failure. */
+/* malloc(n), checked: obm's, of n's class, for the sizes obm serves
+ * (small and medium), the backing allocator's for larger ones, and big
+ * enough; then filled. NULL (recorded) on failure. */
 static void *make_block(size_t n, uint64_t serial, const char *who)
 {
     void *p = T_MALLOC(OPQ(n));
@@ -190,7 +195,8 @@ static void *make_block(size_t n, uint64_t serial, const char *who)
         record_failure("%s: malloc(%zu) failed", who, n);
         return NULL;
     }
-    if ((T_OWNS(p) != 0) != (n <= OBM_SMALL_MAX) || T_USABLE_SIZE(p) < n) {
+    if ((T_OWNS(p) != 0) != obm_serves(n) || T_USABLE_SIZE(p) < n ||
+        (obm_serves(n) && T_USABLE_SIZE(p) != block_size(n))) {
         record_failure("%s: malloc(%zu) = %p: owned by obm %d, usable size %zu", who, n, p,
                        T_OWNS(p), T_USABLE_SIZE(p));
         return NULL;
@@ -208,13 +214,20 @@ static bool drop_block(void *p, size_t n, uint64_t serial, const char *who)
     return true;
 }
 
-/* Mostly 1..512 bytes; one in 16 from 600..4000. */
+/* Mostly 1..512 bytes; one in 16 larger: of those, six in eight medium
+ * up to 4 KiB (pools of 16 to 64 KiB), one medium up to OBM_MEDIUM_MAX
+ * (pools up to a whole arena), one the backing allocator's, up to 40,000. */
 static size_t pick_size(uint64_t *rng)
 {
     uint64_t r = rng_next(rng);
-    if (r % 16 == 0)
-        return 600 + (size_t)(r >> 8) % 3401;
-    return 1 + (size_t)(r >> 8) % OBM_SMALL_MAX;
+    if (r % 16 != 0)
+        return 1 + (size_t)(r >> 8) % OBM_SMALL_MAX;
+    size_t kind = (size_t)(r >> 8) % 8, x = (size_t)(r >> 11);
+    if (kind < 6)
+        return OBM_SMALL_MAX + 1 + x % (4096 - OBM_SMALL_MAX);
+    if (kind == 6)
+        return OBM_SMALL_MAX + 1 + x % (OBM_MEDIUM_MAX - OBM_SMALL_MAX);
+    return OBM_MEDIUM_MAX + 1 + x % (40000 - OBM_MEDIUM_MAX);
 }
 
 /* n blocks of assorted sizes made, then checked and freed, newest first. */
@@ -334,7 +347,7 @@ struct pc_worker {
     unsigned id;
     size_t blocks; /* a producer's share */
     uint64_t rng;
-    unsigned long small, large, reallocs, remote; /* blocks made or freed */
+    unsigned long small, medium, large, reallocs, remote; /* blocks made or freed */
 };
 
 /* After a failure: wake every waiter, which then sees stopped(). */
@@ -391,6 +404,8 @@ static void *producer(void *arg)
             break;
         if (it->n <= OBM_SMALL_MAX)
             w->small++;
+        else if (obm_serves(it->n))
+            w->medium++;
         else
             w->large++;
         if (++b.count == PC_BATCH) {
@@ -411,26 +426,29 @@ static void *producer(void *arg)
 }
 
 /* Check and free a block made by a producer; one in 8 is first realloc'ed
- * by this thread to another small size, keeping its prefix. */
+ * by this thread to another size, keeping its prefix: a small one half the
+ * time, else one of pick_size's (perhaps medium or large). */
 static bool consume(struct pc_worker *w, const struct item *it)
 {
     if (!check_block(it->p, it->n, it->serial, "consumer"))
         return false;
     uint64_t r = rng_next(&w->rng);
     if (r % 8 != 0) {
-        w->remote += it->n <= OBM_SMALL_MAX;
+        w->remote += obm_serves(it->n);
         T_FREE(it->p);
         return true;
     }
-    size_t m = 1 + (size_t)(r >> 8) % OBM_SMALL_MAX, keep = m < it->n ? m : it->n;
+    size_t m = (r >> 8) % 2 ? 1 + (size_t)(r >> 9) % OBM_SMALL_MAX : pick_size(&w->rng);
+    size_t keep = m < it->n ? m : it->n;
     uint64_t cookie = cookie_of(it->p, it->n, it->serial);
+    bool was_owned = T_OWNS(it->p) != 0;
     void *q = T_REALLOC(it->p, OPQ(m));
     if (q == NULL) {
         record_failure("consumer: realloc(%p, %zu) of a %zu-byte block failed", it->p, m, it->n);
         return false;
     }
     w->reallocs++;
-    w->remote += q != it->p && it->n <= OBM_SMALL_MAX;
+    w->remote += q != it->p && obm_serves(it->n);
     size_t bad = check_cookie(q, keep, cookie);
     if (bad != keep) {
         record_failure("consumer: realloc(%p, %zu) of a %zu-byte block = %p: byte %zu of the %zu "
@@ -439,9 +457,12 @@ static bool consume(struct pc_worker *w, const struct item *it)
                        expected_byte(cookie, bad));
         return false;
     }
-    if (T_USABLE_SIZE(q) < m) {
-        record_failure("consumer: realloc(%p, %zu) = %p: usable size %zu", it->p, m, q,
-                       T_USABLE_SIZE(q));
+    /* obm's when obm serves m, but for a block of the backing allocator
+     * that stayed where it was (a shrink that saves less than a quarter). */
+    bool want_owned = obm_serves(m) && (was_owned || q != it->p);
+    if (T_USABLE_SIZE(q) < m || (T_OWNS(q) != 0) != want_owned) {
+        record_failure("consumer: realloc(%p, %zu) = %p: usable size %zu, owned %d", it->p, m, q,
+                       T_USABLE_SIZE(q), T_OWNS(q));
         return false;
     }
     T_FREE(q);
@@ -492,10 +513,11 @@ static void test_producer_consumer(void **state)
             (struct pc_worker){.id = i, .blocks = total / PC_PRODUCERS, .rng = mix64(0x9c + i)};
         assert_int_equal(pthread_create(&producers[i].thread, NULL, producer, &producers[i]), 0);
     }
-    unsigned long small = 0, large = 0, reallocs = 0, remote = 0;
+    unsigned long small = 0, medium = 0, large = 0, reallocs = 0, remote = 0;
     for (unsigned i = 0; i < PC_PRODUCERS; i++) {
         assert_int_equal(pthread_join(producers[i].thread, NULL), 0);
         small += producers[i].small;
+        medium += producers[i].medium;
         large += producers[i].large;
     }
     for (unsigned i = 0; i < PC_CONSUMERS; i++) {
@@ -506,14 +528,15 @@ static void test_producer_consumer(void **state)
     unsigned long ms = now_ms() - start;
     report_failure();
     assert_int_equal(queue.count, 0);
-    assert_int_equal(small + large, total / PC_PRODUCERS * PC_PRODUCERS);
-    printf("# producer_consumer: %lu small and %lu large blocks, %lu realloc'ed, %lu small ones "
-           "freed by a consumer, in %lu ms\n",
-           small, large, reallocs, remote, ms);
+    assert_int_equal(small + medium + large, total / PC_PRODUCERS * PC_PRODUCERS);
+    assert_true(medium > 0 && large > 0);
+    printf("# producer_consumer: %lu small, %lu medium and %lu large blocks, %lu realloc'ed, %lu "
+           "of obm's freed by a consumer, in %lu ms\n",
+           small, medium, large, reallocs, remote, ms);
 
     obm_counters_t after = counters();
     print_counters("producer_consumer", &before, &after);
-    assert_true(DELTA(after, before, mallocs) >= small);
+    assert_true(DELTA(after, before, mallocs) >= small + medium);
     assert_true(DELTA(after, before, remote_frees) > 0);
     assert_int_equal(after.heaps_live, before.heaps_live); /* every thread let its heap go */
     assert_true(DELTA(after, before, heaps_created) <= PC_PRODUCERS + PC_CONSUMERS);
@@ -533,9 +556,13 @@ static void test_producer_consumer(void **state)
 
 enum { SL_AT_ONCE = 2 };
 
+/* Mostly small; one thread in 8 returns a medium block. */
 static size_t sl_size(size_t i)
 {
-    return 1 + (size_t)(mix64(i) % OBM_SMALL_MAX);
+    uint64_t x = mix64(i);
+    if (x % 8 == 0)
+        return OBM_SMALL_MAX + 1 + (size_t)((x >> 3) % (OBM_MEDIUM_MAX - OBM_SMALL_MAX));
+    return 1 + (size_t)((x >> 3) % OBM_SMALL_MAX);
 }
 
 static void *sl_thread(void *arg)
@@ -755,16 +782,26 @@ enum {
     EF_SIZE = 48,
     EF_PER_POOL = (OBM_POOL_SIZE - 64) / EF_SIZE, /* 84: a 64-byte pool header */
     EF_POOLS = (EF_BLOCKS + EF_PER_POOL - 1) / EF_PER_POOL,
-    EF_ARENAS = (EF_POOLS + OBM_ARENA_SIZE / OBM_POOL_SIZE - 1) / (OBM_ARENA_SIZE / OBM_POOL_SIZE),
+    /* and medium blocks: 1000 bytes, in the 1024-byte class, 15 to a pool
+     * of 16 KiB (4 pages) */
+    EF_MEDIUM = 2000,
+    EF_MSIZE = 1000,
+    EF_MPER_POOL = (4 * OBM_POOL_SIZE - 64) / 1024,
+    EF_MPOOLS = (EF_MEDIUM + EF_MPER_POOL - 1) / EF_MPER_POOL,
+    EF_PAGES = EF_POOLS + 4 * EF_MPOOLS,
+    EF_ARENAS = (EF_PAGES + OBM_ARENA_SIZE / OBM_POOL_SIZE - 1) / (OBM_ARENA_SIZE / OBM_POOL_SIZE),
 };
 
-static void *ef_blocks[EF_BLOCKS];
+static void *ef_blocks[EF_BLOCKS], *ef_medium[EF_MEDIUM];
 
 static void *ef_leaver(void *arg)
 {
     (void)arg;
-    for (size_t i = 0; i < EF_BLOCKS && !stopped(); i++)
+    for (size_t i = 0; i < EF_BLOCKS && !stopped(); i++) {
         ef_blocks[i] = make_block(EF_SIZE, i, "leaving thread");
+        if (i % 10 == 0)
+            ef_medium[i / 10] = make_block(EF_MSIZE, i, "leaving thread");
+    }
     return NULL;
 }
 
@@ -789,12 +826,16 @@ static void test_exit_frees_remote(void **state)
     obm_counters_t left = counters();
     /* The blocks filled pools of their own (a few may have been there
      * already, part used), in several arenas. */
-    assert_true(DELTA(left, before, pools_taken) >= EF_POOLS - 8);
+    assert_true(DELTA(left, before, pools_taken) >= EF_POOLS + EF_MPOOLS - 8);
     assert_true(left.arenas_current >= EF_ARENAS);
     assert_int_equal(left.heaps_live, before.heaps_live);
 
-    for (size_t i = 0; i < EF_BLOCKS && !stopped(); i++)
+    for (size_t i = 0; i < EF_BLOCKS && !stopped(); i++) {
         drop_block(ef_blocks[i], EF_SIZE, i, "main, freeing a block of an exited thread");
+        if (i % 10 == 0)
+            drop_block(ef_medium[i / 10], EF_MSIZE, i,
+                       "main, freeing a medium block of an exited thread");
+    }
     report_failure();
     obm_counters_t freed = counters();
     assert_int_equal(pthread_create(&t, NULL, ef_adopter, NULL), 0);
@@ -806,12 +847,14 @@ static void test_exit_frees_remote(void **state)
     assert_int_equal(after.heaps_created, freed.heaps_created);
     assert_true(DELTA(after, freed, heaps_adopted) >= 1);
     assert_int_equal(after.heaps_live, before.heaps_live);
-    /* Every pool the blocks filled went back (one may stay as a retired
-     * pool), each after all of its frees were taken in, and the arenas
-     * they took were unmapped but for the spare and one more. */
-    assert_true(DELTA(after, before, pools_returned) >= EF_POOLS - 1);
-    assert_true(DELTA(after, before, remote_frees) >= EF_BLOCKS - EF_PER_POOL);
-    assert_true(after.arenas_current <= before.arenas_current + 2);
+    /* Every pool the blocks filled went back (one of each class may stay
+     * as a retired pool), each after all of its frees were taken in, and
+     * the arenas they took were unmapped but for the spare and one more
+     * for each class. */
+    assert_true(DELTA(after, before, pools_returned) >= EF_POOLS + EF_MPOOLS - 2);
+    assert_true(DELTA(after, before, remote_frees) >=
+                EF_BLOCKS - EF_PER_POOL + EF_MEDIUM - EF_MPER_POOL);
+    assert_true(after.arenas_current <= before.arenas_current + 3);
     alarm(0);
 }
 
@@ -839,8 +882,12 @@ static struct item fu_main[FU_MAIN];
 static _Atomic(void *) fu_slots[FU_SLOTS];
 static atomic_int fu_ready, fu_stop;
 
+/* Mostly small; one slot in 8 medium (1279..5935 bytes), but for two,
+ * the backing allocator's. */
 static size_t fu_slot_size(unsigned s)
 {
+    if (s % 32 == 31)
+        return OBM_MEDIUM_MAX + 1 + 97 * (size_t)s;
     return s % 8 == 7 ? 600 + 97 * (size_t)s : 1 + (size_t)(s * 37) % OBM_SMALL_MAX;
 }
 
@@ -854,7 +901,10 @@ static void *fu_thread(void *arg)
     struct fu_worker *w = arg;
     for (unsigned i = 0; i < FU_FROZEN; i++) {
         struct item *it = &fu_frozen[w->id][i];
-        it->n = i % 16 == 15 ? 700 + 13 * (size_t)i : 1 + (size_t)(i * 67 + w->id) % OBM_SMALL_MAX;
+        /* one in 16 medium (895..2143 bytes), one in 64 past OBM_MEDIUM_MAX */
+        it->n = i % 64 == 63   ? OBM_MEDIUM_MAX + 13 * (size_t)i
+                : i % 16 == 15 ? 700 + 13 * (size_t)i
+                               : 1 + (size_t)(i * 67 + w->id) % OBM_SMALL_MAX;
         it->serial = (uint64_t)w->id << 32 | i;
         it->p = make_block(it->n, it->serial, "fork worker");
     }
@@ -926,7 +976,7 @@ static bool fu_child_drop(const struct item *it)
 {
     if (!fu_intact(it))
         return false;
-    if (it->n <= OBM_SMALL_MAX || fu_child_large)
+    if (obm_serves(it->n) || fu_child_large)
         T_FREE(it->p);
     return true;
 }
@@ -955,23 +1005,31 @@ static int fu_child(unsigned fork_no, size_t per_class)
     for (unsigned i = 0; i < FU_MAIN; i++)
         if (!fu_child_drop(&fu_main[i]))
             return 5;
-    /* Every class, and some large sizes, in batches freed in mixed order. */
+    /* Every class, small and medium, and some large sizes, in batches freed
+     * in mixed order; fewer blocks of the medium classes above 4 KiB. */
     enum { BATCH = 64 };
     struct item batch[BATCH];
     uint64_t serial = (uint64_t)fork_no << 48;
     for (unsigned round = 0; round < 2; round++)
-        for (size_t c = 0; c <= (fu_child_large ? OBM_NCLASSES : OBM_NCLASSES - 1); c++)
-            for (size_t done = 0; done < per_class; done += BATCH) {
-                unsigned count = per_class - done < BATCH ? (unsigned)(per_class - done) : BATCH;
+        for (unsigned c = 0; c <= (fu_child_large ? OBM_NCLASSES : OBM_NCLASSES - 1); c++) {
+            size_t count_c =
+                c < OBM_NCLASSES && class_bytes(c) > 4096 ? per_class / 4 + 1 : per_class;
+            for (size_t done = 0; done < count_c; done += BATCH) {
+                unsigned count = count_c - done < BATCH ? (unsigned)(count_c - done) : BATCH;
                 for (unsigned i = 0; i < count; i++) {
                     struct item *it = &batch[i];
-                    /* c == OBM_NCLASSES: large */
-                    it->n = c < OBM_NCLASSES ? 16 * c + 1 + (i * 5 + round) % 16
-                                             : 600 + (size_t)(i * 131 + round) % 8000;
+                    /* c == OBM_NCLASSES: large; else a request of class c */
+                    if (c < OBM_NCLASSES) {
+                        size_t first = class_first(c), width = class_bytes(c) - first + 1;
+                        it->n = first + (i * 5 + round) % width;
+                    } else {
+                        it->n = OBM_MEDIUM_MAX + 1 + (size_t)(i * 131 + round) % 8000;
+                    }
                     it->serial = ++serial;
                     it->p = T_MALLOC(OPQ(it->n));
-                    if (it->p == NULL || (T_OWNS(it->p) != 0) != (it->n <= OBM_SMALL_MAX) ||
-                        T_USABLE_SIZE(it->p) < it->n)
+                    if (it->p == NULL || (T_OWNS(it->p) != 0) != obm_serves(it->n) ||
+                        T_USABLE_SIZE(it->p) < it->n ||
+                        (obm_serves(it->n) && T_USABLE_SIZE(it->p) != class_bytes(c)))
                         return 6;
                     fill(it->p, it->n, it->serial);
                 }
@@ -982,6 +1040,7 @@ static int fu_child(unsigned fork_no, size_t per_class)
                     T_FREE(it->p);
                 }
             }
+        }
     return 0;
 }
 
@@ -1010,7 +1069,10 @@ static void test_fork_under_load(void **state)
     obm_counters_t before = counters();
     for (unsigned i = 0; i < FU_MAIN; i++) {
         struct item *it = &fu_main[i];
-        it->n = i % 16 == 15 ? 600 + 7 * (size_t)i : 1 + (size_t)(i * 29) % OBM_SMALL_MAX;
+        /* one in 16 medium, one in 64 past OBM_MEDIUM_MAX */
+        it->n = i % 64 == 63   ? OBM_MEDIUM_MAX + 7 * (size_t)i
+                : i % 16 == 15 ? 600 + 7 * (size_t)i
+                               : 1 + (size_t)(i * 29) % OBM_SMALL_MAX;
         it->serial = 0x3a17 << 16 | i;
         it->p = make_block(it->n, it->serial, "main");
         assert_non_null(it->p);
@@ -1094,7 +1156,7 @@ static void test_fork_under_load(void **state)
 enum {
     FD_RUNNING = 3,  /* threads blocked in read() across the fork */
     FD_EXITED = 2,   /* threads that ended before it, leaving blocks */
-    FD_BLOCKS = 96,  /* each one's blocks, 1..512 bytes */
+    FD_BLOCKS = 96,  /* each one's blocks, 1..512 bytes, one in 8 medium */
     FD_NEW_MAX = 64, /* threads the child starts at once, at most */
     FD_NEW_BLOCKS = 48,
 };
@@ -1109,11 +1171,19 @@ static struct fd_thread fd_running[FD_RUNNING], fd_exited[FD_EXITED];
 static pthread_barrier_t fd_made; /* the running threads and main */
 static int fd_hold[2];            /* the running threads wait for its end */
 
+/* The size of block i of a thread: small, or one in 8 medium (up to
+ * 8 KiB: pools of 16 to 128 KiB). */
+static size_t fd_size(unsigned i, unsigned salt)
+{
+    size_t x = (size_t)i * 53 + (size_t)salt * 7;
+    return i % 8 == 7 ? OBM_SMALL_MAX + 1 + x * 37 % (8192 - OBM_SMALL_MAX) : 1 + x % OBM_SMALL_MAX;
+}
+
 static void fd_make(struct fd_thread *t)
 {
     for (unsigned i = 0; i < FD_BLOCKS; i++) {
         struct item *it = &t->blocks[i];
-        it->n = 1 + (size_t)(i * 53 + t->id * 7) % OBM_SMALL_MAX;
+        it->n = fd_size(i, t->id);
         it->serial = (uint64_t)0xfd << 40 | (uint64_t)t->id << 16 | i;
         it->p = make_block(it->n, it->serial, "fork_dead_heaps thread");
     }
@@ -1141,15 +1211,18 @@ static void *fd_exiting_thread(void *arg)
     return NULL;
 }
 
-/* In the child: the pools of the threads that did not survive the fork. */
-static uintptr_t fd_dead_pools[FD_RUNNING * FD_BLOCKS];
+/* In the child: the pools of the threads that did not survive the fork,
+ * each where it starts and its bytes (a page, or a medium pool's pages). */
+static struct {
+    uintptr_t start;
+    size_t bytes;
+} fd_dead_pools[FD_RUNNING * FD_BLOCKS];
 static size_t fd_ndead;
 
 static bool fd_in_dead_pool(const void *p)
 {
-    uintptr_t pool = (uintptr_t)p & ~(uintptr_t)(OBM_POOL_SIZE - 1);
     for (size_t i = 0; i < fd_ndead; i++)
-        if (fd_dead_pools[i] == pool)
+        if ((uintptr_t)p - fd_dead_pools[i].start < fd_dead_pools[i].bytes)
             return true;
     return false;
 }
@@ -1169,7 +1242,7 @@ static void *fd_new_thread(void *arg)
     unsigned id = (unsigned)(uintptr_t)arg;
     struct item b[FD_NEW_BLOCKS];
     for (unsigned i = 0; i < FD_NEW_BLOCKS; i++) {
-        b[i].n = 1 + (size_t)(i * 97 + id * 11) % OBM_SMALL_MAX;
+        b[i].n = fd_size(i, id + 1000);
         b[i].serial = (uint64_t)0xc41d << 32 | (uint64_t)id << 16 | i;
         b[i].p = make_block(b[i].n, b[i].serial, "a thread of the child");
         if (b[i].p != NULL && fd_in_dead_pool(b[i].p))
@@ -1247,9 +1320,11 @@ static bool fd_child(const obm_counters_t *at_fork)
         return false;
     }
     for (unsigned t = 0; t < FD_RUNNING; t++)
-        for (unsigned i = 0; i < FD_BLOCKS; i++)
-            fd_dead_pools[fd_ndead++] =
-                (uintptr_t)fd_running[t].blocks[i].p & ~(uintptr_t)(OBM_POOL_SIZE - 1);
+        for (unsigned i = 0; i < FD_BLOCKS; i++) {
+            const struct item *it = &fd_running[t].blocks[i];
+            fd_dead_pools[fd_ndead].start = (uintptr_t)block_pool(it->p, it->n);
+            fd_dead_pools[fd_ndead++].bytes = class_pool_bytes(class_index(it->n));
+        }
     if (!fd_child_round(3, "before the dead threads' blocks are freed"))
         return false;
     /* Their blocks can be freed (into DEAD heaps, never collected), as can

@@ -1,6 +1,7 @@
 // Drop-in: a C++ program on obm. Containers churn with content checks,
-// operator new/delete of small and large objects, aligned new (alignas(64),
-// which libstdc++ sends to aligned_alloc), new[]/delete[] with array cookies,
+// operator new/delete of small, medium and large objects, aligned new
+// (alignas(64), which libstdc++ sends to aligned_alloc: the backing
+// allocator's), new[]/delete[] with array cookies,
 // exceptions, and containers built in one std::thread and destroyed in
 // another.
 #include <algorithm>
@@ -128,21 +129,33 @@ void test_map_churn(void **)
 struct Small {
     uint64_t a, b, c;
 };
-struct Large {
+struct Medium {
     unsigned char bytes[5000];
 };
+struct Large {
+    unsigned char bytes[40000];
+};
+static_assert(sizeof(Medium) > OBM_SMALL_MAX && sizeof(Medium) <= OBM_MEDIUM_MAX, "medium");
+static_assert(sizeof(Large) > OBM_MEDIUM_MAX, "large");
 
 void test_new_delete(void **)
 {
     std::vector<Small *> smalls;
+    std::vector<Medium *> mediums;
     std::vector<Large *> larges;
     for (int i = 0; i < 20000; i++) {
         Small *s = new Small{uint64_t(i), uint64_t(i) * 3, ~uint64_t(i)};
         assert_true(dropin_owns(s)); // operator new reaches obm's malloc
         smalls.push_back(s);
         if (i % 20 == 0) {
+            Medium *m = new Medium;
+            assert_true(dropin_owns(m)); // up to OBM_MEDIUM_MAX: obm's medium pools
+            dropin_fill(m->bytes, sizeof(m->bytes));
+            mediums.push_back(m);
+        }
+        if (i % 100 == 0) {
             Large *l = new Large;
-            assert_false(dropin_owns(l)); // > 512 B: the backing allocator
+            assert_false(dropin_owns(l)); // > OBM_MEDIUM_MAX: the backing allocator
             dropin_fill(l->bytes, sizeof(l->bytes));
             larges.push_back(l);
         }
@@ -150,6 +163,10 @@ void test_new_delete(void **)
     for (size_t i = 0; i < smalls.size(); i++) {
         assert_true(smalls[i]->a == i && smalls[i]->b == 3 * i && smalls[i]->c == ~uint64_t(i));
         delete smalls[i];
+    }
+    for (Medium *m : mediums) {
+        assert_true(dropin_check(m->bytes, sizeof(m->bytes)));
+        delete m;
     }
     for (Large *l : larges) {
         assert_true(dropin_check(l->bytes, sizeof(l->bytes)));
@@ -176,10 +193,12 @@ void test_aligned_new(void **)
     for (int i = 0; i < 4000; i++) {
         Line *l = new Line; // operator new(size_t, align_val_t)
         assert_int_equal(reinterpret_cast<uintptr_t>(l) % 64, 0);
+        assert_false(dropin_owns(l)); // aligned above 16: the backing allocator
         dropin_fill(l, sizeof(*l));
         lines.push_back(l);
         Half *h = new Half;
         assert_int_equal(reinterpret_cast<uintptr_t>(h) % 32, 0);
+        assert_false(dropin_owns(h));
         dropin_fill(h, sizeof(*h));
         halves.push_back(h);
     }

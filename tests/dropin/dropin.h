@@ -17,6 +17,16 @@ extern "C" {
 
 #include <cmocka.h>
 
+#include "obm.h" /* the geometry: OBM_SMALL_MAX, OBM_MEDIUM_MAX */
+
+/* Whether obm serves a malloc of n bytes from its pools (alignment up to
+ * 16): the small classes up to OBM_SMALL_MAX, the medium ones up to
+ * OBM_MEDIUM_MAX; a larger block is the backing allocator's. */
+static inline bool dropin_served(size_t n)
+{
+    return n <= OBM_MEDIUM_MAX;
+}
+
 /* Run a cmocka group with TAP output, as testutil.h's RUN_TAP_TESTS. */
 int dropin_run_tap(const char *name, const struct CMUnitTest *tests, size_t count);
 #define DROPIN_RUN_TAP(tests) dropin_run_tap(#tests, tests, sizeof(tests) / sizeof((tests)[0]))

@@ -21,8 +21,9 @@
 
 #include "dropin.h"
 
-/* malloc, fill, check and free n blocks of mixed sizes; true when all went
- * well and the small ones were obm's. */
+/* malloc, fill, check and free n blocks of mixed sizes (small, one in 8
+ * up to 4 KiB, one in 64 up to 40,000 bytes); true when all went well and
+ * each was obm's exactly when obm serves its size (up to OBM_MEDIUM_MAX). */
 static bool churn(int n, unsigned seed)
 {
     void *blocks[64];
@@ -34,9 +35,9 @@ static bool churn(int n, unsigned seed)
             ok = ok && dropin_check(blocks[k], sizes[k]);
             free(blocks[k]);
         }
-        sizes[k] = 1 + (size_t)rand_r(&seed) % (i % 8 == 0 ? 4096 : 512);
+        sizes[k] = 1 + (size_t)rand_r(&seed) % (i % 64 == 0 ? 40000 : i % 8 == 0 ? 4096 : 512);
         blocks[k] = malloc(sizes[k]);
-        if (blocks[k] == NULL || (dropin_owns(blocks[k]) != 0) != (sizes[k] <= 512))
+        if (blocks[k] == NULL || (dropin_owns(blocks[k]) != 0) != dropin_served(sizes[k]))
             return false;
         dropin_fill(blocks[k], sizes[k]);
     }
@@ -106,9 +107,13 @@ static void test_fork_child_usable(void **state)
     assert_non_null(sizes);
     for (int round = 0; round < 4; round++) {
         for (int i = 0; i < INHERITED; i++) {
-            sizes[i] = 1 + (size_t)(i * 17 + round) % (i % 10 == 0 ? 3000 : 512);
+            /* small; one in 10 up to 3000 bytes (medium), one in 100
+             * past OBM_MEDIUM_MAX (the backing allocator's) */
+            sizes[i] = i % 100 == 0 ? OBM_MEDIUM_MAX + 1 + (size_t)(i * 17 + round) % 5000
+                                    : 1 + (size_t)(i * 17 + round) % (i % 10 == 0 ? 3000 : 512);
             blocks[i] = malloc(sizes[i]);
             assert_non_null(blocks[i]);
+            assert_int_equal(dropin_owns(blocks[i]) != 0, dropin_served(sizes[i]));
             dropin_fill(blocks[i], sizes[i]);
         }
         fflush(NULL); /* nothing buffered is written twice */

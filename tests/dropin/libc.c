@@ -1,8 +1,9 @@
 /* Drop-in, CHECKLIST 21 (interposition_libc_internal): libc functions that
  * allocate inside libc must reach obm and keep working: getline (which
  * reallocs its buffer), strdup, asprintf, open_memstream, fopen/fclose,
- * qsort, setlocale, opendir/readdir, scandir, fork + waitpid. obm must never
- * move the program break: sbrk(0) is unchanged across many small mallocs.
+ * qsort, setlocale, opendir/readdir, scandir, fork + waitpid; their blocks
+ * are obm's up to OBM_MEDIUM_MAX. obm must never move the program break:
+ * sbrk(0) is unchanged across many small and medium mallocs.
  * (glibc tst-interpose-skeleton) */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -81,7 +82,7 @@ static void test_getline_round_trip(void **state)
     size_t cap = 0;
     ssize_t got;
     size_t i = 0;
-    bool small_seen = false;
+    bool small_seen = false, medium_seen = false;
     while ((got = getline(&line, &cap, f)) != -1) {
         assert_true(i < NLINES);
         assert_int_equal(got, lens[i] + 1);
@@ -89,12 +90,16 @@ static void test_getline_round_trip(void **state)
         make_line(buf, lens[i], i);
         assert_memory_equal(line, buf, lens[i]);
         assert_int_equal(line[lens[i]], '\n');
-        if (cap <= 512)
-            small_seen = small_seen || dropin_owns(line); /* libc's malloc is obm's */
+        /* libc's malloc and realloc are obm's: a buffer of a size obm
+         * serves is obm's block, small or medium (the 8201-byte line). */
+        assert_int_equal(dropin_owns(line) != 0, dropin_served(cap));
+        small_seen = small_seen || cap <= OBM_SMALL_MAX;
+        medium_seen = medium_seen || (cap > OBM_SMALL_MAX && dropin_served(cap));
         i++;
     }
     assert_int_equal(i, NLINES);
     assert_true(small_seen);
+    assert_true(medium_seen);
     assert_true(feof(f));
     free(line); /* a buffer libc allocated, freed by the program */
     fclose(f);
@@ -124,8 +129,7 @@ static void test_strdup_asprintf(void **state)
         char *d = strdup(src);
         assert_non_null(d);
         assert_string_equal(d, src);
-        if (len < 512)
-            assert_true(dropin_owns(d));
+        assert_int_equal(dropin_owns(d) != 0, dropin_served(len + 1)); /* up to 700 bytes */
         char *n = strndup(src, 10);
         assert_int_equal(strlen(n), len < 10 ? len : 10);
         char *a = NULL;
@@ -134,6 +138,7 @@ static void test_strdup_asprintf(void **state)
         snprintf(want, sizeof(want), "%d:%s:%x", i, src, (unsigned)i);
         assert_int_equal(r, strlen(want));
         assert_string_equal(a, want);
+        assert_true(dropin_owns(a));
         free(a);
         free(n);
         free(d);
@@ -284,16 +289,24 @@ static void test_opendir_readdir(void **state)
     free(list);
 }
 
+/* Small, and one in 64 medium (513..32768 bytes). */
+static size_t sbrk_size(int i)
+{
+    if (i % 64 == 63)
+        return OBM_SMALL_MAX + 1 + (size_t)(i * 13) % (OBM_MEDIUM_MAX - OBM_SMALL_MAX);
+    return 1 + (size_t)(i * 13) % OBM_SMALL_MAX;
+}
+
 static void test_sbrk_unchanged(void **state)
 {
     /* obm maps its arenas; it must never move the break (glibc's malloc
      * would, and a program using brk itself must not collide with obm). */
     enum { N = 100000 };
-    void **blocks = calloc(N, sizeof(*blocks)); /* > 512 B: before the reading */
+    void **blocks = calloc(N, sizeof(*blocks)); /* > OBM_MEDIUM_MAX: before the reading */
     assert_non_null(blocks);
     void *before = sbrk(0);
     for (int i = 0; i < N; i++) {
-        size_t size = 1 + (size_t)(i * 13) % 512;
+        size_t size = sbrk_size(i);
         blocks[i] = malloc(size);
         if (blocks[i] == NULL || !dropin_owns(blocks[i]))
             break;
@@ -301,7 +314,7 @@ static void test_sbrk_unchanged(void **state)
     }
     void *after_malloc = sbrk(0);
     for (int i = 0; i < N; i++) {
-        size_t size = 1 + (size_t)(i * 13) % 512;
+        size_t size = sbrk_size(i);
         assert_non_null(blocks[i]);
         assert_true(dropin_owns(blocks[i]));
         assert_true(dropin_check(blocks[i], size));

@@ -3,7 +3,10 @@
  *     msb + rand % msb bytes per allocating thread and round; half the
  *     threads allocate, the other half check and free what another thread
  *     allocated in the round before. [glibc tst-aligned-alloc-random-thread-
- *     cross; jemalloc test_remote_free] Plus a producer -> consumer pair.
+ *     cross; jemalloc test_remote_free] Small blocks, medium ones (their
+ *     pools several pages, found through the arena's page table when another
+ *     thread frees them) and the backing allocator's. Plus a producer ->
+ *     consumer pair.
  *   CHECKLIST 29 thread_exit_live_blocks, smaller: 20,000 sequential threads
  *     each return a live 32 B block that main frees; RSS stays bounded.
  *   CHECKLIST 30 thread_churn: 2 outer threads start 4 inner threads at a
@@ -21,11 +24,11 @@
 static atomic_long errors;
 
 /* A block of `size` bytes from malloc, checked to live where its size says
- * (obm's pools up to 512 bytes, the backing allocator above). */
+ * (obm's pools up to OBM_MEDIUM_MAX, the backing allocator above). */
 static void *alloc_filled(size_t size)
 {
     void *p = malloc(size);
-    if (p == NULL || (dropin_owns(p) != 0) != (size <= 512)) {
+    if (p == NULL || (dropin_owns(p) != 0) != dropin_served(size)) {
         errors++;
         return p;
     }
@@ -67,15 +70,22 @@ struct xt_arg {
     int id; /* 0..3 allocate, 4..7 free */
 };
 
+/* Blocks per allocating thread and round: fewer of the big sizes (a power
+ * of two, so that an odd stride runs through them all). */
+static unsigned xt_count(size_t msb)
+{
+    return msb >= 4096 ? 128 : XT_BLOCKS;
+}
+
 static void *xt_thread(void *argp)
 {
     struct xt_arg *arg = argp;
     struct xt_state *st = arg->st;
-    unsigned seed = (unsigned)(arg->id * 7919 + (int)st->msb);
+    unsigned seed = (unsigned)(arg->id * 7919 + (int)st->msb), count = xt_count(st->msb);
     for (int r = 0; r <= XT_ROUNDS; r++) {
         if (arg->id < XT_HALF && r < XT_ROUNDS) {
             int a = arg->id;
-            for (int i = 0; i < XT_BLOCKS; i++) {
+            for (unsigned i = 0; i < count; i++) {
                 size_t size = st->msb + (size_t)rand_r(&seed) % st->msb;
                 st->sizes[r & 1][a][i] = size;
                 st->blocks[r & 1][a][i] = alloc_filled(size);
@@ -85,8 +95,8 @@ static void *xt_thread(void *argp)
              * in a scrambled order (the stride is odd, so a permutation). */
             int f = arg->id - XT_HALF, b = (r - 1) & 1, a = (f + r) % XT_HALF;
             unsigned start = (unsigned)rand_r(&seed), stride = 2 * (unsigned)rand_r(&seed) + 1;
-            for (unsigned k = 0; k < XT_BLOCKS; k++) {
-                unsigned i = (start + k * stride) % XT_BLOCKS;
+            for (unsigned k = 0; k < count; k++) {
+                unsigned i = (start + k * stride) % count;
                 check_and_free(st->blocks[b][a][i], st->sizes[b][a][i]);
             }
         }
@@ -97,7 +107,10 @@ static void *xt_thread(void *argp)
 
 static void test_cross_thread_free(void **state)
 {
-    static const size_t msbs[] = {8, 32, 128, 512, 1024};
+    /* 8..15 up to 1024..2047 bytes: small and medium; 4096..8191 and
+     * 16384..32767: medium, in pools of 128 and 256 KiB; 32768..65535:
+     * the largest medium class and the backing allocator's. */
+    static const size_t msbs[] = {8, 32, 128, 512, 1024, 4096, 16384, 32768};
     struct xt_state *st = calloc(1, sizeof(*st));
     assert_non_null(st);
     errors = 0;
@@ -140,12 +153,14 @@ static void *producer(void *unused)
 {
     unsigned seed = 42;
     for (int i = 0; i < PC_ITEMS; i++) {
-        /* Mostly small, every 16th large; every 8th from calloc. */
-        size_t size = 1 + (size_t)rand_r(&seed) % (i % 16 == 0 ? 8192 : 512);
+        /* Mostly small, every 16th up to 8 KiB (medium), every 256th up
+         * to 48 KiB (medium or the backing allocator's); every 8th from
+         * calloc. */
+        size_t size = 1 + (size_t)rand_r(&seed) % (i % 256 == 0 ? 49152 : i % 16 == 0 ? 8192 : 512);
         void *p;
         if (i % 8 == 0) {
             p = calloc(1, size);
-            if (p == NULL || !all_zero(p, size))
+            if (p == NULL || !all_zero(p, size) || (dropin_owns(p) != 0) != dropin_served(size))
                 errors++;
             else
                 dropin_fill(p, size);
@@ -275,7 +290,9 @@ static void *churn_outer_thread(void *argp)
         pthread_t tid[CHURN_INNER];
         struct churn_inner args[CHURN_INNER];
         for (int i = 0; i < CHURN_INNER; i++) {
-            args[i] = (struct churn_inner){&barrier, i % 2 == 0, 1 + (size_t)rand_r(&seed) % 1500};
+            /* small and medium sizes, one thread in 4 up to 40,000 bytes */
+            size_t top = i == 3 ? 40000 : 1500;
+            args[i] = (struct churn_inner){&barrier, i % 2 == 0, 1 + (size_t)rand_r(&seed) % top};
             if (pthread_create(&tid[i], NULL, churn_inner_thread, &args[i]) != 0) {
                 errors++;
                 return NULL; /* the barrier would never open */

@@ -35,30 +35,49 @@ bool ctor_ran, ctor_owned;
 std::atomic<int> key_destructor_calls{0}, tls_destructor_calls{0};
 bool main_tls_destroyed, static_destroyed, atexit_ran;
 
+int (*owns_early)(const void *); // dropin_owns needs dropin_require_obm first
+
+// Block i of churn: the size of every class, the small ones (16, 32, ...,
+// 512: 32 classes) and the medium ones (640, 768, 896, 1024, 1280, ...,
+// 32768: four per doubling, 2^k + j 2^(k-2)), then some large ones.
+enum { CHURN_SMALL = 32, CHURN_CLASSES = CHURN_SMALL + 24, CHURN_BLOCKS = CHURN_CLASSES + 8 };
+static_assert(CHURN_SMALL == OBM_NSMALL && CHURN_CLASSES == OBM_NCLASSES, "obm's classes");
+
+size_t churn_size(size_t i)
+{
+    if (i < CHURN_SMALL)
+        return 16 * (i + 1);
+    if (i < CHURN_CLASSES) {
+        size_t k = 9 + (i - CHURN_SMALL) / 4, j = (i - CHURN_SMALL) % 4 + 1;
+        return (size_t(1) << k) + (j << (k - 2));
+    }
+    return OBM_MEDIUM_MAX + 1 + 600 * (i - CHURN_CLASSES);
+}
+
 // malloc, fill, check and free blocks of every class and some large ones;
-// false when a block is missing or its contents changed.
+// false when a block is missing, its contents changed, or (once obm_owns
+// is known) it is obm's when obm does not serve its size or the reverse.
 bool churn(int rounds)
 {
     bool ok = true;
     for (int r = 0; r < rounds; r++) {
-        void *blocks[40];
-        for (size_t i = 0; i < 40; i++) {
-            size_t size = i < 32 ? 16 * (i + 1) : 600 * i;
+        void *blocks[CHURN_BLOCKS];
+        for (size_t i = 0; i < CHURN_BLOCKS; i++) {
+            size_t size = churn_size(i);
             blocks[i] = malloc(size);
             if (blocks[i] == nullptr)
                 return false;
+            if (owns_early != nullptr && (owns_early(blocks[i]) != 0) != dropin_served(size))
+                ok = false;
             dropin_fill(blocks[i], size);
         }
-        for (size_t i = 0; i < 40; i++) {
-            size_t size = i < 32 ? 16 * (i + 1) : 600 * i;
-            ok = ok && dropin_check(blocks[i], size);
+        for (size_t i = 0; i < CHURN_BLOCKS; i++) {
+            ok = ok && dropin_check(blocks[i], churn_size(i));
             free(blocks[i]);
         }
     }
     return ok;
 }
-
-int (*owns_early)(const void *); // dropin_owns needs dropin_require_obm first
 
 bool owned_now(void *p)
 {
@@ -84,6 +103,14 @@ std::vector<std::string> early_strings = [] {
     std::vector<std::string> v;
     for (int i = 0; i < 200; i++)
         v.push_back(std::string(static_cast<size_t>(i), static_cast<char>('a' + i % 26)));
+    return v;
+}();
+
+// And a block above OBM_MEDIUM_MAX: the backing allocator's.
+std::vector<uint64_t> early_big = [] {
+    std::vector<uint64_t> v(8192); // 64 KiB
+    for (size_t i = 0; i < v.size(); i++)
+        v[i] = i * 0x9e3779b97f4a7c15ull;
     return v;
 }();
 
@@ -177,8 +204,11 @@ void test_dynamic_init_alloc(void **)
     assert_int_equal(early_strings.size(), 200);
     for (size_t i = 0; i < early_strings.size(); i++)
         assert_true(early_strings[i] == std::string(i, static_cast<char>('a' + i % 26)));
-    assert_false(dropin_owns(early_strings.data()));     // 200 * 32 B: backing
-    assert_true(dropin_owns(early_strings[100].data())); // 101 B: a pool
+    assert_true(dropin_owns(early_strings.data()));      // 256 * 32 B: a medium pool
+    assert_true(dropin_owns(early_strings[100].data())); // 101 B: a small pool
+    for (size_t i = 0; i < early_big.size(); i++)
+        assert_true(early_big[i] == i * 0x9e3779b97f4a7c15ull);
+    assert_false(dropin_owns(early_big.data())); // 64 KiB: the backing allocator
 }
 
 void test_key_destructor_alloc(void **)

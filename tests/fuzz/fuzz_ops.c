@@ -31,7 +31,9 @@
  *   slot    one byte: slots 0..255
  *   slot16  two bytes, little-endian, modulo NSLOTS
  *   size    a selector byte s, then a little-endian 16-bit v:
- *           s < 0xa0: v % 601; s < 0xd0: a class edge 16 * (v % 34) - 1 + s % 3;
+ *           s < 0xa0: v % 601; s < 0xc0: a small class edge 16 * (v % 34) - 1 + s % 3;
+ *           s < 0xd0: a medium class edge m - 1 + s % 3, m the v % 25-th of 512
+ *           (the small limit) and the medium class sizes 640, 768, ..., 32768;
  *           s < 0xf8: v % 4097; else v * 70 KiB / 64 KiB
  *   align   one byte a: a < 0xe8: 1 << (a % 13), 1..4096; else one of 0, 3, 24,
  *           48, 4097, 6000, 2^63, SIZE_MAX (invalid, or rounded up by memalign)
@@ -110,9 +112,17 @@ static size_t next_size(input_t *in)
     unsigned s = next8(in), v = next16(in);
     if (s < 0xa0)
         return v % 601;
-    if (s < 0xd0) {
+    if (s < 0xc0) {
         unsigned e = 16 * (v % 34) + s % 3;
         return e ? e - 1 : 0;
+    }
+    if (s < 0xd0) {
+        /* 512, then the medium classes: four per doubling, 2^k + j 2^(k-2) */
+        unsigned c = v % 25;
+        if (c == 0)
+            return OBM_SMALL_MAX - 1 + s % 3;
+        unsigned k = 9 + (c - 1) / 4, j = (c - 1) % 4 + 1;
+        return ((size_t)1 << k) + ((size_t)j << (k - 2)) - 1 + s % 3;
     }
     if (s < 0xf8)
         return v % 4097;
@@ -219,16 +229,53 @@ static bool is_pow2(size_t x)
     return x != 0 && (x & (x - 1)) == 0;
 }
 
-/* Whether a new block of size bytes, aligned to align, must be obm's. */
+/* Whether a new block of size bytes, aligned to align, must be obm's: up
+ * to OBM_MEDIUM_MAX (small and medium classes), aligned to at most 16. */
 static int owner_expected(size_t size, size_t align)
 {
-    return size <= OBM_SMALL_MAX && align <= OBM_ALIGNMENT;
+    return size <= OBM_MEDIUM_MAX && align <= OBM_ALIGNMENT;
 }
+
+/* The block size of obm's class for a request of n <= OBM_MEDIUM_MAX
+ * bytes: 16-byte classes up to OBM_SMALL_MAX, then four per doubling, the
+ * doubling from 2^k (2^k < n <= 2^(k+1)) at 2^k + j 2^(k-2), j = 1..4. */
+static size_t class_bytes(size_t n)
+{
+    if (n <= OBM_SMALL_MAX)
+        return n == 0 ? OBM_ALIGNMENT : (n + OBM_ALIGNMENT - 1) & ~(size_t)(OBM_ALIGNMENT - 1);
+    unsigned k = 9;
+    while (((size_t)2 << k) < n)
+        k++;
+    size_t step = (size_t)1 << (k - 2);
+    return (n + step - 1) / step * step;
+}
+
+/* What a realloc that moves a block of `old` usable bytes to hold n bytes
+ * asks for (README.md, "Semantics"): a block that grows gets a quarter
+ * more than it had, no more than OBM_MEDIUM_MAX when n is at most that. */
+static size_t realloc_request(size_t old, size_t n)
+{
+    size_t headroom = old + old / 4;
+    if (n <= OBM_MEDIUM_MAX && headroom > OBM_MEDIUM_MAX)
+        headroom = OBM_MEDIUM_MAX;
+    return n > old && headroom > n ? headroom : n;
+}
+
+static void record_as(unsigned i, void *p, size_t size, size_t align, int owned, size_t request,
+                      const char *what);
 
 /* p was just returned for size bytes aligned to align: check it and put it
  * in slot i (not yet filled). owned: 1 or 0 when it must be obm's or not,
  * -1 when either is right (a block realloc left where it was). */
 static void record(unsigned i, void *p, size_t size, size_t align, int owned, const char *what)
+{
+    record_as(i, p, size, align, owned, size, what);
+}
+
+/* The same for a block that obm gave the class of `request` bytes, not
+ * of size (a realloc's headroom). */
+static void record_as(unsigned i, void *p, size_t size, size_t align, int owned, size_t request,
+                      const char *what)
 {
     if (p == NULL)
         fail("%s(%zu bytes, alignment %zu) failed: errno %d", what, size, align, errno);
@@ -242,10 +289,9 @@ static void record(unsigned i, void *p, size_t size, size_t align, int owned, co
     if (u < size)
         fail("%s(%zu bytes) returned %p with usable size %zu", what, size, p, u);
     if (ours) {
-        if ((uintptr_t)p % OBM_ALIGNMENT != 0 || u % OBM_ALIGNMENT != 0 || u > OBM_SMALL_MAX)
+        if ((uintptr_t)p % OBM_ALIGNMENT != 0 || u % OBM_ALIGNMENT != 0 || u > OBM_MEDIUM_MAX)
             fail("%s(%zu bytes): obm block %p, usable size %zu", what, size, p, u);
-        size_t cls =
-            size == 0 ? OBM_ALIGNMENT : (size + OBM_ALIGNMENT - 1) & ~(size_t)(OBM_ALIGNMENT - 1);
+        size_t cls = class_bytes(request);
         if (owned == 1 && u != cls)
             fail("%s(%zu bytes): obm block %p of %zu bytes, not %zu", what, size, p, u, cls);
     }
@@ -397,7 +443,8 @@ static void op_realloc(unsigned i, unsigned mode, size_t size)
         return;
     }
     int owned = old.p == NULL || q != old.p ? owner_expected(n, 1) : -1;
-    record(i, q, n, 1, owned, what);
+    /* A block that moved into obm got the class of realloc_request. */
+    record_as(i, q, n, 1, owned, old.p == NULL ? n : realloc_request(old.usable, n), what);
     slot_t *s = &slots[i];
     if (old.p != NULL) {
         if (q == old.p && obm_owns(q) && s->usable != old.usable)

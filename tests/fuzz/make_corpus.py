@@ -25,8 +25,17 @@ def big(n):
 
 
 def edge(k, d):
-    """The class edge 16 * k - 1 + d, d in 0..2."""
+    """The small class edge 16 * k - 1 + d, d in 0..2."""
     return bytes([0xa2 + d]) + struct.pack("<H", k)  # 0xa2 % 3 == 0
+
+
+MEDIUM_EDGES = [512] + [(1 << k) + (j << (k - 2)) for k in range(9, 15) for j in range(1, 5)]
+
+
+def medium_edge(c, d):
+    """The medium class edge MEDIUM_EDGES[c] - 1 + d, d in 0..2: c = 0 is the
+    small limit (512), c = 1..24 the medium classes 640, 768, ..., 32768."""
+    return bytes([0xc0 + d]) + struct.pack("<H", c)  # 0xc0 % 3 == 0
 
 
 def align(shift):
@@ -94,6 +103,33 @@ def seeds():
                                 + op(BURST, slot16(0), 127, size(200)))
     out["many-arenas"] = b"".join(op(BURST, slot16(256 * j), 255, size(512)) for j in range(12)) \
         + op(CHECK) + op(FREE_RANGE, slot16(0), 255, 3) + op(TRIM_OPTIONS, 0) + op(CHECK)
+    # medium blocks (513..32768 bytes): obm's own, in pools of 4 to 64 pages
+    out["medium-class-edges"] = b"".join(op(MALLOC, c * 3 + d, medium_edge(c, d))
+                                         for c in range(25) for d in range(3)) + op(CHECK) \
+        + b"".join(op(USABLE, i) for i in range(75)) + op(FREE_RANGE, slot16(0), 74, 1) + op(CHECK)
+    out["medium-realloc"] = (op(MALLOC, 5, size(500))
+                             + b"".join(op(REALLOC, 5, 0, medium_edge(c, d))
+                                        for c, d in ((0, 2), (1, 1), (1, 2), (4, 2), (12, 2),
+                                                     (20, 1), (24, 1), (24, 2), (22, 0), (1, 0)))
+                             + op(REALLOC, 5, 0, size(100)) + op(REALLOC, 5, 0, big(40000))
+                             + op(REALLOC, 5, 0, medium_edge(16, 1)) + op(REALLOC, 5, 0, size(1)))
+    out["medium-calloc"] = b"".join(op(CALLOC, i, c, medium_edge(m, 1)) for i, (c, m) in enumerate(
+        [(1, 1), (3, 4), (8, 9), (2, 16), (5, 24)])) + op(FREE, 2) + op(CALLOC, 2, 1, size(700))
+    out["medium-aligned"] = b"".join(op(code, i, align(s), size(n)) for i, (code, s, n) in enumerate(
+        [(MEMALIGN, 4, 3000), (MEMALIGN, 6, 3000), (POSIX_MEMALIGN, 3, 1000),
+         (POSIX_MEMALIGN, 7, 1000), (ALIGNED_ALLOC, 4, 4096), (ALIGNED_ALLOC, 12, 4096)]))
+    out["medium-remote"] = (op(BURST, slot16(0), 40, size(1000))
+                            + b"".join(op(REMOTE_FREE, i) for i in range(0, 40, 2)) + op(CHECK)
+                            + b"".join(op(REMOTE_MALLOC, i, medium_edge(i % 25, 1))
+                                       for i in range(100, 125))
+                            + op(CHECK) + op(TRIM_OPTIONS, 3)
+                            + b"".join(op(REMOTE_FREE, i) for i in range(100, 125, 3))
+                            + op(BURST, slot16(0), 40, size(1000)) + op(CHECK))
+    out["medium-whole-arena"] = (op(BURST, slot16(300), 15, medium_edge(24, 1))
+                                 + op(BURST, slot16(400), 15, medium_edge(21, 1)) + op(CHECK)
+                                 + op(FREE_RANGE, slot16(300), 15, 1) + op(TRIM_OPTIONS, 0)
+                                 + op(CHECK) + op(BURST, slot16(300), 15, medium_edge(24, 1))
+                                 + op(FREE_RANGE, slot16(400), 15, 2) + op(CHECK))
     out["large-blocks"] = (op(BURST, slot16(100), 10, big(70000)) + op(MALLOC, 3, big(20000))
                            + op(REALLOC, 3, 0, big(60000)) + op(CALLOC, 4, 4, big(50000))
                            + op(FREE_RANGE, slot16(100), 10, 1))

@@ -47,7 +47,7 @@ s = json.load(open(sys.argv[1]))
 ledger = ("bytes_in_use", "bytes_free_blocks", "bytes_empty_pools", "bytes_pool_headers",
           "bytes_quantization")
 assert sum(s[k] for k in ledger) == s["bytes_mapped"] == s["arenas_current"] * 262144, s
-assert len(s["classes"]) == 32
+assert len(s["classes"]) == 56
 mallocs = sum(c["mallocs"] for c in s["classes"])
 assert mallocs > 20000, mallocs
 assert sum(c["blocks_in_use"] * c["block_size"] for c in s["classes"]) == s["bytes_in_use"]

@@ -97,7 +97,7 @@ rm -f "$tmp/procs"
 version=$(sed -n 's/^#define OBM_VERSION_STRING "\(.*\)"$/\1/p' "${top_srcdir:-.}/include/obm.h")
 debug=
 grep -q '^#define OBM_DEBUG 1$' "${top_builddir:-.}/config.h" && debug=", debug build"
-line="obm: version $version, classes 32 x 16..512 B, pool 4096 B, arena 256 KiB$debug"
+line="obm: version $version, classes 32 x 16..512 B in pools of 4096 B, 24 x 640..32768 B in pools of 16..256 KiB, arena 256 KiB$debug"
 OBM_VERBOSE=1 PYTHONMALLOC=malloc "$run" --no-stats -- "$PYTHON3" "$tmp/tree.py" 0 "$tmp" \
     >"$tmp/out" 2>"$tmp/err"
 [ $? -eq 0 ] && [ -n "$version" ] && [ "$(grep -cv '^obm: option ' "$tmp/err")" -eq 3 ] &&

@@ -19,7 +19,7 @@ version=$(sed -n 's/^#define OBM_VERSION_STRING "\(.*\)"$/\1/p' "${top_srcdir:-.
 debug=
 grep -q '^#define OBM_DEBUG 1$' "${top_builddir:-.}/config.h" && debug=", debug build"
 [ -n "$version" ] || { echo "Bail out! no OBM_VERSION_STRING in include/obm.h"; exit 1; }
-printf 'obm: version %s, classes 32 x 16..512 B, pool 4096 B, arena 256 KiB%s\n' \
+printf 'obm: version %s, classes 32 x 16..512 B in pools of 4096 B, 24 x 640..32768 B in pools of 16..256 KiB, arena 256 KiB%s\n' \
     "$version" "$debug" >"$tmp/line"
 # Then every option of the README's table, its default (OBM_VERBOSE: 1,
 # from the environment).

@@ -4,12 +4,27 @@
 
 #include "unit.h"
 
+/* Room for a pool of class c: a page, or a medium pool's pages. */
+static obmi_pool *new_pool(unsigned c)
+{
+    size_t bytes = obmi_classes[c].pool_bytes;
+    obmi_pool *pool = aligned_alloc(bytes, bytes);
+    assert_non_null(pool);
+    memset(pool, 0, bytes);
+    return pool;
+}
+
 static obmi_pool *new_page(void)
 {
-    obmi_pool *pool = aligned_alloc(OBMI_POOL_SIZE, OBMI_POOL_SIZE);
-    assert_non_null(pool);
-    memset(pool, 0, OBMI_POOL_SIZE);
-    return pool;
+    return new_pool(0);
+}
+
+/* Blocks a carve links at most: 16, and no more than 16 KiB of them. */
+static uint32_t carve_batch(const obmi_class_info *ci)
+{
+    uint32_t batch = ci->size * OBMI_CARVE_BATCH <= 16384 ? OBMI_CARVE_BATCH : 16384 / ci->size;
+    batch = batch != 0 ? batch : 1;
+    return ci->nblocks < batch ? ci->nblocks : batch;
 }
 
 static obmi_block *pop(obmi_pool *pool)
@@ -49,11 +64,11 @@ static void test_carve_batches_in_order(void **state)
 {
     (void)state;
     for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
-        obmi_pool *pool = new_page();
+        obmi_pool *pool = new_pool(c);
         obmi_pool_init(pool, c, NULL);
         const obmi_class_info *ci = &obmi_classes[c];
         obmi_block *head = obmi_pool_carve(pool);
-        uint32_t batch = ci->nblocks < OBMI_CARVE_BATCH ? ci->nblocks : OBMI_CARVE_BATCH;
+        uint32_t batch = carve_batch(ci);
         assert_ptr_equal(head, (char *)pool + OBMI_POOL_HEADER);
         uint32_t n = 0;
         for (obmi_block *b = head; b != NULL; b = obmi_block_next(b), n++)
@@ -71,7 +86,7 @@ static void test_exhaust_every_class(void **state)
 {
     (void)state;
     for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
-        obmi_pool *pool = new_page();
+        obmi_pool *pool = new_pool(c);
         obmi_pool_init(pool, c, NULL);
         const obmi_class_info *ci = &obmi_classes[c];
         for (uint32_t i = 0; i < ci->nblocks; i++) {
@@ -94,15 +109,19 @@ static void test_block_start_every_offset(void **state)
 {
     (void)state;
     for (unsigned c = 0; c < OBMI_NCLASSES; c++) {
-        obmi_pool *pool = new_page();
+        obmi_pool *pool = new_pool(c);
         obmi_pool_init(pool, c, NULL);
         const obmi_class_info *ci = &obmi_classes[c];
         while (pop(pool) != NULL)
             ;
-        for (uint32_t off = 0; off < OBMI_POOL_SIZE; off++) {
+        /* The page test (a free's fast path) in the first page, the pool
+         * test in all of them and past the pool. */
+        for (uint32_t off = 0; off < ci->pool_bytes + OBMI_POOL_SIZE; off++) {
             bool expect = off >= OBMI_POOL_HEADER && (off - OBMI_POOL_HEADER) % ci->size == 0 &&
                           (off - OBMI_POOL_HEADER) / ci->size < ci->nblocks;
-            assert_int_equal(obmi_pool_is_block_start(pool, (char *)pool + off), expect);
+            if (off < OBMI_POOL_SIZE)
+                assert_int_equal(obmi_pool_is_block_start(pool, (char *)pool + off), expect);
+            assert_int_equal(obmi_pool_is_block_start_in(pool, (char *)pool + off), expect);
         }
         /* An UNUSED pool (all-zero header) has no blocks. */
         memset(pool, 0, OBMI_POOL_HEADER);

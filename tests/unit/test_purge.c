@@ -479,7 +479,7 @@ static void test_take_order(void **state)
         assert_ptr_equal(obmi_pool_arena(q), ao);
         expect_masks(ao, dirty_after[k], 0, purged_after[k]);
         assert_int_equal(a.pools_purged, __builtin_popcountll(purged_after[k]));
-        assert_int_equal(ao->nfresh, k < 4 ? 10 : 11);
+        assert_int_equal(ao->untouched, ~UINT64_C(0) << (k < 4 ? 10 : 11));
         assert_int_equal(ao->nfreepools, OBMI_POOLS_PER_ARENA - 10 + 3 - k);
         if (k < 2) {
             assert_int_equal(q->state, OBMI_POOL_EMPTY); /* resident, as left */
@@ -521,7 +521,7 @@ static void reuse_through_heap(int advice)
     obmi_arena *ao = obmi_pool_arena(p[0]);
     for (int k = 0; k < 5; k++)
         assert_ptr_equal(p[k], (char *)ao->base + (size_t)k * OBMI_POOL_SIZE);
-    assert_int_equal(ao->nfresh, 5);
+    assert_int_equal(ao->untouched, ~UINT64_C(0) << 5);
     for (int i = 0; i < NBIG; i++) {
         assert_int_equal(pattern_check(big[i], 512, (uintptr_t)big[i]), 512);
         unit_free(&u, big[i]);
@@ -852,8 +852,8 @@ static void random_walk(long delay, unsigned maxstep, unsigned seed)
             if (head != NULL)
                 want = head->dirty    ? (unsigned)__builtin_ctzll(head->dirty)
                        : head->purged ? (unsigned)__builtin_ctzll(head->purged)
-                                      : head->nfresh;
-            obmi_pool *pool = take(&a, (unsigned)step % OBMI_NCLASSES);
+                                      : (unsigned)__builtin_ctzll(head->untouched);
+            obmi_pool *pool = take(&a, (unsigned)step % OBMI_NSMALL);
             if (head != NULL) {
                 assert_ptr_equal(obmi_pool_arena(pool), head);
                 assert_int_equal(index_in_arena(pool), want);
