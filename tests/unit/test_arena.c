@@ -169,6 +169,105 @@ static void test_reuse_before_fresh(void **state)
     (void)y;
 }
 
+/* ---- medium pools: runs of pages ---- */
+
+/* A medium pool of class c in service, carved `blocks` blocks deep. */
+static obmi_pool *take_medium(obmi_arenas *a, unsigned c, unsigned blocks)
+{
+    unsigned npages = obmi_classes[c].pool_bytes >> OBMI_POOL_SHIFT;
+    obmi_pool *pool = obmi_arenas_take_run(a, npages);
+    assert_non_null(pool);
+    obmi_pool_init(pool, c, NULL);
+    obmi_pool_set_carved(pool, blocks * obmi_classes[c].size);
+    pool->ref_count = (uint16_t)blocks; /* every carved block in use */
+    assert_true(obmi_arenas_check(a));
+    return pool;
+}
+
+static void give_medium(obmi_arenas *a, obmi_pool *pool)
+{
+    pool->ref_count = 0;
+    obmi_arenas_return_run(a, pool);
+    assert_true(obmi_arenas_check(a));
+}
+
+static unsigned page_of(const obmi_pool *pool)
+{
+    return (unsigned)(((uintptr_t)pool - obmi_pool_arena(pool)->base) >> OBMI_POOL_SHIFT);
+}
+
+/* Runs are aligned to their size, lowest first, past pages already
+ * taken; the arena's page table names each page's first page. */
+static void test_runs_aligned(void **state)
+{
+    (void)state;
+    obmi_arenas a;
+    manager_init(&a);
+    obmi_pool *small = take(&a);                          /* page 0 */
+    obmi_pool *m16 = take_medium(&a, OBMI_NSMALL, 1);     /* 4 pages: 4..7 */
+    obmi_pool *m32 = take_medium(&a, OBMI_NSMALL + 4, 1); /* 8 pages: 8..15 */
+    obmi_pool *m64 = take_medium(&a, OBMI_NSMALL + 8, 1); /* 16 pages: 16..31 */
+    obmi_arena *ao = obmi_pool_arena(small);
+    assert_int_equal(page_of(m16), 4);
+    assert_int_equal(page_of(m32), 8);
+    assert_int_equal(page_of(m64), 16);
+    for (unsigned i = 0; i < 32; i++) {
+        unsigned want = i < 4 ? i : i < 8 ? 4 : i < 16 ? 8 : 16;
+        assert_int_equal(atomic_load(&ao->pool_start[i]), want);
+        assert_ptr_equal(obmi_pool_containing(ao, (char *)ao->base + i * OBMI_POOL_SIZE + 100),
+                         (char *)ao->base + want * OBMI_POOL_SIZE);
+    }
+    /* A small pool still takes the lowest free page. */
+    assert_int_equal(page_of(take(&a)), 1);
+    assert_int_equal(ao->nfreepools, 64 - 2 - 4 - 8 - 16);
+    /* A whole-arena pool cannot fit: a new arena. */
+    obmi_pool *whole = take_medium(&a, OBMI_NCLASSES - 1, 1);
+    assert_ptr_not_equal(obmi_pool_arena(whole), ao);
+    assert_int_equal(page_of(whole), 0);
+    assert_int_equal(a.narenas_current, 2);
+    give_medium(&a, m32);
+    for (unsigned i = 8; i < 16; i++)
+        assert_int_equal(atomic_load(&ao->pool_start[i]), i);
+    give_medium(&a, whole); /* the second arena: all free, kept as the spare or released */
+    give_medium(&a, m16);
+    give_medium(&a, m64);
+}
+
+/* A pool's pages go back as it left them: those it carved into dirty, the
+ * others as they were taken (untouched, purged or dirty). */
+static void test_run_pages_back_as_taken(void **state)
+{
+    (void)state;
+    obmi_arenas a;
+    manager_init(&a);
+    unsigned c = OBMI_NSMALL + 8; /* 2560-byte blocks in 16 pages */
+    obmi_pool *first = take_medium(&a, c, 25);
+    obmi_arena *ao = obmi_pool_arena(first);
+    give_medium(&a, first); /* a spare now, not released: nothing else is kept */
+    assert_int_equal(ao->dirty, UINT64_C(0xffff));
+    assert_int_equal(ao->untouched, ~UINT64_C(0xffff));
+    /* Purge pages 8..15 by hand, as a decay tick would. */
+    ao->dirty &= ~UINT64_C(0xff00);
+    ao->purged |= UINT64_C(0xff00);
+    a.pools_purged += 8;
+    /* Carved 3 blocks deep: its first two pages written, the rest not. */
+    obmi_pool *again = take_medium(&a, c, 3);
+    assert_ptr_equal(again, first);
+    assert_int_equal(ao->lent_purged, UINT64_C(0xff00));
+    give_medium(&a, again);
+    assert_int_equal(ao->dirty, UINT64_C(0x00ff)); /* 0..1 written, 2..7 were dirty */
+    assert_int_equal(ao->purged, UINT64_C(0xff00));
+    assert_int_equal(a.pools_purged, 8);
+    /* Taken from untouched pages and left at one block: one page dirty. */
+    obmi_pool *fresh = take_medium(&a, c, 0);
+    obmi_pool *other = take_medium(&a, c, 1);
+    assert_int_equal(page_of(other), 16);
+    give_medium(&a, other);
+    assert_int_equal(ao->untouched & UINT64_C(0xffff0000), UINT64_C(0xfffe0000));
+    assert_int_equal(ao->dirty & UINT64_C(0xffff0000), UINT64_C(0x00010000));
+    give_medium(&a, fresh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -178,6 +277,8 @@ int main(void)
         cmocka_unit_test(test_random_walk),
         cmocka_unit_test(test_no_thrash_at_boundary),
         cmocka_unit_test(test_reuse_before_fresh),
+        cmocka_unit_test(test_runs_aligned),
+        cmocka_unit_test(test_run_pages_back_as_taken),
     };
     return RUN_TAP_TESTS(tests);
 }
