@@ -208,8 +208,9 @@ static size_t release_spares(obmi_arenas *arenas, size_t keep);
 /* ---- medium pools: aligned runs of pages ---- */
 
 /* Give ao, whose count of free pages goes from old_nf to nf, its place in
- * `usable` (ao is on it when old_nf > 0): behind the last arena with nf
- * free pages or, with none, with fewer. O(64) at worst. */
+ * `usable` (ao is on it when old_nf > 0): first of the arenas with nf free
+ * pages, behind the last with fewer, as a pool's return puts it (so the
+ * spares stay oldest last). O(64) at worst. */
 static void arena_resort(obmi_arenas *arenas, obmi_arena *ao, uint32_t old_nf, uint32_t nf)
 {
     if (old_nf > 0)
@@ -218,10 +219,11 @@ static void arena_resort(obmi_arenas *arenas, obmi_arena *ao, uint32_t old_nf, u
     if (nf == 0)
         return;
     obmi_arena *after = NULL;
-    for (uint32_t n = nf + 1; n-- > 0 && after == NULL;)
+    for (uint32_t n = nf; n-- > 0 && after == NULL;)
         after = arenas->nfp2lasta[n];
     arena_link_after(arenas, ao, after);
-    arenas->nfp2lasta[nf] = ao;
+    if (arenas->nfp2lasta[nf] == NULL)
+        arenas->nfp2lasta[nf] = ao;
 }
 
 static uint64_t run_mask(unsigned at, unsigned npages)
@@ -291,6 +293,7 @@ static void arena_pages_returned(obmi_arenas *arenas, obmi_arena *ao, uint32_t n
 {
     if (nf + n == OBMI_POOLS_PER_ARENA) {
         if (arenas->nspare >= arenas->arena_keep && arenas->purge_delay_ms <= 0) {
+            /* Enough spares are kept already, and no decay: unmap it now. */
             if (nf > 0)
                 arena_unlink_usable(arenas, ao);
             arena_empty_to_released(arenas, ao);
@@ -340,16 +343,8 @@ void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool)
     arenas->dirtied = true;
 
     if (nf + 1 == OBMI_POOLS_PER_ARENA) {
-        if (arenas->nspare >= arenas->arena_keep && arenas->purge_delay_ms <= 0) {
-            /* Enough spares are kept already, and no decay: unmap it now. */
-            if (nf > 0)
-                arena_unlink_usable(arenas, ao);
-            arena_empty_to_released(arenas, ao);
-            return;
-        }
-        if (arenas->nspare >= arenas->arena_keep + OBMI_SPARES_WAITING)
-            release_spares(arenas, arenas->nspare - 1); /* the oldest goes now */
-        arenas->nspare++;
+        arena_pages_returned(arenas, ao, nf, 1); /* a spare now */
+        return;
     }
     if (nf == 0) {
         /* It was full, so it was on no list: it becomes the fullest usable. */
