@@ -140,12 +140,9 @@ static OBMI_ALWAYS_INLINE void small_free_in(obmi_pool *pool, void *p, const cha
 /* p lies in arena ao, in any page of its pool. */
 static OBMI_ALWAYS_INLINE void pool_free(const obmi_arena *ao, void *p, const char *func)
 {
-    obmi_pool *pool = obmi_pool_containing(ao, p);
-    if (OBMI_UNLIKELY(!obmi_pool_is_block_start_in(pool, p))) {
-        bad_pointer(pool, p, func);
-        return;
-    }
-    pool_free_start(pool, p, func);
+    obmi_pool *pool = pool_checked(ao, p, func);
+    if (pool != NULL)
+        pool_free_start(pool, p, func);
 }
 
 /* The usable size of a live block of pool; 0 after a report. */
