@@ -144,7 +144,8 @@ typedef struct obm_stats {
     size_t pages_in_use;    /* the pages of those pools: 1 a small pool, 4..64 a medium one */
     size_t pools_empty;     /* free pages, each a pool of its own: in an arena, cached by a
                                heap, or untouched */
-    size_t pools_cached;    /* of pools_empty: kept by a thread's heap for reuse */
+    size_t pools_cached;    /* of pools_empty: kept by a thread's heap for reuse (a medium
+                               pool's run: all its pages) */
     size_t pools_untouched; /* of pools_empty: never used since the arena was mapped */
     size_t pools_purged;    /* of pools_empty: free in an arena, page given back to the OS */
     size_t bytes_mapped;    /* arenas_current * OBM_ARENA_SIZE */

@@ -451,6 +451,8 @@ bool obmi_arena_check(const obmi_arena *ao)
                 return false;
             continue;
         }
+        if (((ao->dirty | ao->purged | ao->untouched) >> i) & 1 && ao->run_carved[i] != 0)
+            return false; /* a free page starts no run */
         if ((ao->untouched >> i) & 1) {
             if (p->state != OBMI_POOL_UNUSED)
                 return false;

@@ -215,30 +215,46 @@ bool obmi_pool_holds_free(obmi_heap *heap, obmi_pool *pool, const void *p)
 
 /* ---- taking and giving back pools ---- */
 
-/* A pool for class c: a small one from the cache or the arenas, a medium
- * one (several pages, never cached) from the arenas. */
+/* Which list of run_cache holds medium pools of pool_bytes. */
+static unsigned run_size_index(uint32_t pool_bytes)
+{
+    return (unsigned)__builtin_ctz(pool_bytes >> OBMI_POOL_SHIFT) - 2;
+}
+
+static uint32_t class_pages(unsigned c)
+{
+    return obmi_classes[c].pool_bytes >> OBMI_POOL_SHIFT;
+}
+
+/* A pool for class c: from the heap's cache (a small pool, or a medium one
+ * of the same size), else from the arenas. */
 static obmi_pool *heap_take_pool(obmi_heap *heap, unsigned c)
 {
-    obmi_pool *pool = heap->cache;
-    if (pool != NULL && c < OBMI_NSMALL) {
-        heap->cache = pool->nextpool;
-        heap->ncached--;
+    obmi_pool **cache = c < OBMI_NSMALL
+                            ? &heap->cache
+                            : &heap->run_cache[run_size_index(obmi_classes[c].pool_bytes)];
+    obmi_pool *pool = *cache;
+    if (pool != NULL) {
+        *cache = pool->nextpool;
+        if (c < OBMI_NSMALL)
+            heap->ncached--;
+        else
+            heap->run_cache_pages -= class_pages(c);
         return pool;
     }
     obmi_arenas_lock(heap->arenas);
     if (c < OBMI_NSMALL)
         pool = obmi_arenas_take_pool(heap->arenas);
     else
-        pool = obmi_arenas_take_run(heap->arenas, obmi_classes[c].pool_bytes >> OBMI_POOL_SHIFT);
+        pool = obmi_arenas_take_run(heap->arenas, class_pages(c));
     obmi_arenas_decay(heap->arenas);
     obmi_arenas_unlock(heap->arenas);
     heap->counts.pools_from_arenas += pool != NULL;
     return pool;
 }
 
-/* How many empty pools the heap may keep: a quarter of what it has in
- * service, up to cache_max. A heap that shrinks gives its cache back with
- * it, so cached pools do not keep emptied arenas mapped. */
+/* How many empty small pools the heap may keep: a quarter of what it has
+ * in service, up to cache_max. */
 static uint32_t heap_cache_limit(const obmi_heap *heap)
 {
     if (heap->abandoned)
@@ -247,56 +263,103 @@ static uint32_t heap_cache_limit(const obmi_heap *heap)
     return quarter < heap->cache_max ? (uint32_t)quarter : heap->cache_max;
 }
 
-/* pool is on no list, has nothing in use and is not QUEUED. */
+/* The same rule for medium pools, in pages: a quarter of the pages of the
+ * medium pools in service, up to OBMI_HEAP_RUN_CACHE_PAGES (none when
+ * cache_max is 0). */
+static uint32_t heap_run_cache_limit(const obmi_heap *heap)
+{
+    if (heap->abandoned || heap->cache_max == 0)
+        return 0;
+    size_t quarter = heap->run_pages / 4;
+    return quarter < OBMI_HEAP_RUN_CACHE_PAGES ? (uint32_t)quarter : OBMI_HEAP_RUN_CACHE_PAGES;
+}
+
+/* Keep pool, out of service, in the heap's cache if there is room. */
+static bool heap_cache_pool(obmi_heap *heap, obmi_pool *pool)
+{
+    if (pool->szidx < OBMI_NSMALL) {
+        if (heap->ncached >= heap_cache_limit(heap))
+            return false;
+        obmi_pool_set_empty(pool);
+        pool->nextpool = heap->cache;
+        heap->cache = pool;
+        heap->ncached++;
+        return true;
+    }
+    uint32_t pages = class_pages(pool->szidx);
+    if (heap->run_cache_pages + pages > heap_run_cache_limit(heap))
+        return false;
+    obmi_pool **cache = &heap->run_cache[run_size_index(obmi_classes[pool->szidx].pool_bytes)];
+    obmi_pool_cache_run(pool);
+    pool->nextpool = *cache;
+    *cache = pool;
+    heap->run_cache_pages += pages;
+    return true;
+}
+
+/* Under the manager's lock: a pool out of service back to its arena. */
+static void heap_return_pool(obmi_heap *heap, obmi_pool *pool)
+{
+    if (pool->szidx < OBMI_NSMALL)
+        obmi_arenas_return_pool(heap->arenas, pool);
+    else
+        obmi_arenas_return_run(heap->arenas, pool);
+    heap->counts.pools_to_arenas++;
+}
+
+/* Under the manager's lock: the cache down to `pools` small pools and
+ * `pages` pages of medium ones, the largest runs first. */
+static void heap_shrink_cache(obmi_heap *heap, uint32_t pools, uint32_t pages)
+{
+    for (; heap->ncached > pools; heap->ncached--) {
+        obmi_pool *pool = heap->cache;
+        heap->cache = pool->nextpool;
+        heap_return_pool(heap, pool);
+    }
+    for (unsigned i = OBMI_RUN_SIZES; i-- > 0 && heap->run_cache_pages > pages;) {
+        while (heap->run_cache[i] != NULL && heap->run_cache_pages > pages) {
+            obmi_pool *pool = heap->run_cache[i];
+            heap->run_cache[i] = pool->nextpool;
+            heap->run_cache_pages -= class_pages(pool->szidx);
+            heap_return_pool(heap, pool);
+        }
+    }
+}
+
+/* pool is on no list, has nothing in use and is not QUEUED: it goes to the
+ * heap's cache, or back to its arena with whatever the cache holds past
+ * its limits (they fall as the heap shrinks: a heap that shrinks gives its
+ * cache back with it, so cached pools do not keep emptied arenas mapped). */
 static void heap_give_back_pool(obmi_heap *heap, obmi_pool *pool)
 {
     OBMI_ASSERT(pool->ref_count == 0 && !pool_queued(pool));
     heap->counts.pools_returned++;
     heap->npools--;
-    if (pool->szidx >= OBMI_NSMALL) {
-        obmi_arenas_lock(heap->arenas);
-        obmi_arenas_return_run(heap->arenas, pool);
-        heap->counts.pools_to_arenas++;
-        obmi_arenas_decay(heap->arenas);
-        obmi_arenas_unlock(heap->arenas);
+    if (pool->szidx >= OBMI_NSMALL)
+        heap->run_pages -= class_pages(pool->szidx);
+    if (heap_cache_pool(heap, pool))
         return;
-    }
-    uint32_t limit = heap_cache_limit(heap);
-    if (heap->ncached < limit) {
-        obmi_pool_set_empty(pool);
-        pool->nextpool = heap->cache;
-        heap->cache = pool;
-        heap->ncached++;
-        return;
-    }
     obmi_arenas_lock(heap->arenas);
-    obmi_arenas_return_pool(heap->arenas, pool);
-    heap->counts.pools_to_arenas++;
-    if (heap->ncached > limit) { /* shrink the cache by one as well */
-        obmi_pool *extra = heap->cache;
-        heap->cache = extra->nextpool;
-        heap->ncached--;
-        obmi_arenas_return_pool(heap->arenas, extra);
-        heap->counts.pools_to_arenas++;
-    }
+    heap_return_pool(heap, pool);
+    heap_shrink_cache(heap, heap_cache_limit(heap), heap_run_cache_limit(heap));
     obmi_arenas_decay(heap->arenas);
     obmi_arenas_unlock(heap->arenas);
 }
 
+static bool heap_caches_pools(const obmi_heap *heap)
+{
+    return heap->cache != NULL || heap->run_cache_pages != 0;
+}
+
+/* The whole cache back to the arenas. */
 void obmi_heap_flush_cache(obmi_heap *heap)
 {
-    if (heap->cache == NULL)
+    if (!heap_caches_pools(heap))
         return;
     obmi_arenas_lock(heap->arenas);
-    while (heap->cache != NULL) {
-        obmi_pool *pool = heap->cache;
-        heap->cache = pool->nextpool;
-        obmi_arenas_return_pool(heap->arenas, pool);
-        heap->counts.pools_to_arenas++;
-    }
+    heap_shrink_cache(heap, 0, 0);
     obmi_arenas_decay(heap->arenas);
     obmi_arenas_unlock(heap->arenas);
-    heap->ncached = 0;
 }
 
 /* For obm_trim: the heap's retired pools (emptied, kept on their rings)
@@ -307,7 +370,7 @@ bool obmi_heap_trim(obmi_heap *heap)
 {
     size_t npools = heap->npools;
     obmi_heap_release_retired(heap);
-    bool released = heap->npools != npools || heap->cache != NULL;
+    bool released = heap->npools != npools || heap_caches_pools(heap);
     obmi_heap_flush_cache(heap);
     obmi_arenas_lock(heap->arenas);
     released |= obmi_arenas_trim(heap->arenas);
@@ -332,6 +395,8 @@ static obmi_pool *pool_empty_to_used(obmi_heap *heap, unsigned c)
     obmi_pool_init(pool, c, heap);
     ring_push_front(heap, pool);
     heap->npools++;
+    if (c >= OBMI_NSMALL)
+        heap->run_pages += class_pages(c);
     heap->counts.pools_taken++;
     return pool;
 }
@@ -430,7 +495,7 @@ static bool pool_retired(const obmi_heap *heap, const obmi_pool *pool)
 
 static bool heap_keeps_pools(const obmi_heap *heap)
 {
-    if (heap->ncached != 0)
+    if (heap_caches_pools(heap))
         return true;
     for (unsigned c = 0; c < OBMI_NCLASSES; c++)
         if (pool_retired(heap, heap->usedpools[c]))
@@ -581,5 +646,18 @@ bool obmi_heap_check(const obmi_heap *heap)
     for (const obmi_pool *p = heap->cache; p != NULL; p = p->nextpool)
         if (++n > heap->ncached || p->state != OBMI_POOL_EMPTY || !obmi_pool_check(p))
             return false;
-    return n == heap->ncached && n <= heap->cache_max;
+    if (n != heap->ncached || n > heap->cache_max)
+        return false;
+    uint32_t pages = 0;
+    for (unsigned i = 0; i < OBMI_RUN_SIZES; i++) {
+        for (const obmi_pool *p = heap->run_cache[i]; p != NULL; p = p->nextpool) {
+            if (p->szidx < OBMI_NSMALL || p->szidx >= OBMI_NCLASSES ||
+                run_size_index(obmi_classes[p->szidx].pool_bytes) != i)
+                return false;
+            pages += class_pages(p->szidx);
+            if (pages > heap->run_cache_pages || p->state != OBMI_POOL_EMPTY || !obmi_pool_check(p))
+                return false;
+        }
+    }
+    return pages == heap->run_cache_pages && pages <= OBMI_HEAP_RUN_CACHE_PAGES;
 }

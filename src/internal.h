@@ -315,7 +315,8 @@ OBMI_COLD void obmi_report_corrupted(const char *func, const obmi_pool *pool);
 
 void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap);
 void obmi_pool_set_empty(obmi_pool *pool);
-unsigned obmi_pool_clear_pages(obmi_pool *pool); /* a medium pool: set_empty, and its pages */
+void obmi_pool_cache_run(obmi_pool *pool);       /* a medium pool: set_empty, run kept whole */
+unsigned obmi_pool_clear_pages(obmi_pool *pool); /* a medium run: set_empty, and its pages */
 obmi_block *obmi_pool_carve(obmi_pool *pool);
 size_t obmi_pool_free_count(const obmi_pool *pool); /* walks the free list */
 void obmi_pool_drop_free_list(obmi_pool *pool);     /* after a corrupted link: leak it */
@@ -395,6 +396,8 @@ extern obmi_pool obmi_pool_empty; /* the ring head of a class with no pool */
 
 /* Empty pools a thread heap keeps for reuse before giving them back. */
 #define OBMI_HEAP_CACHE 8
+/* And pages of empty medium pools (1 MiB). */
+#define OBMI_HEAP_RUN_CACHE_PAGES 256
 
 void obmi_heap_init(obmi_heap *heap, obmi_arenas *arenas); /* no cache */
 OBMI_NOINLINE void *obmi_heap_malloc_slow(obmi_heap *heap, unsigned c);

@@ -51,16 +51,41 @@ void obmi_pool_init(obmi_pool *pool, unsigned c, obmi_heap *heap)
                         obmi_classes[c].pool_bytes - OBMI_POOL_HEADER);
 }
 
-/* A medium pool leaves service: its first page's header is set EMPTY as
- * a small pool's (obmi_pool_set_empty), and each later page it carved
- * into gets an EMPTY header too, so that every free page reads as an
- * EMPTY or an UNUSED header (a page past the carved blocks was not
- * written while the pool served: it still reads as it did when taken).
- * Returns the pages carved into, the first one included. */
+/* The pages of a medium pool that its carved blocks reach into, the first
+ * one included. */
+static unsigned pages_carved(const obmi_pool *pool)
+{
+    return (obmi_pool_nextoffset(pool) + OBMI_POOL_SIZE - 1) >> OBMI_POOL_SHIFT;
+}
+
+/* A medium pool leaves service for its heap's cache: set EMPTY as a small
+ * pool is, its run kept whole. Its arena remembers how far it was carved
+ * into, for the run's return. */
+void obmi_pool_cache_run(obmi_pool *pool)
+{
+    obmi_arena *ao = obmi_pool_arena(pool);
+    unsigned at = (unsigned)(((uintptr_t)pool - ao->base) >> OBMI_POOL_SHIFT);
+    unsigned touched = pages_carved(pool);
+    if (touched > ao->run_carved[at])
+        ao->run_carved[at] = (uint8_t)touched;
+    obmi_pool_set_empty(pool);
+}
+
+/* A medium run goes back to its arena (from service or from a heap's
+ * cache): its first page's header is set EMPTY as a small pool's
+ * (obmi_pool_set_empty), and each later page it ever carved into gets an
+ * EMPTY header too, so that every free page reads as an EMPTY or an UNUSED
+ * header (a page past the carved blocks was not written while the run was
+ * out: it still reads as it did when taken). Returns the pages carved
+ * into, the first one included. */
 unsigned obmi_pool_clear_pages(obmi_pool *pool)
 {
-    uint32_t end = obmi_pool_nextoffset(pool); /* before set_empty clears carved */
-    unsigned touched = (end + OBMI_POOL_SIZE - 1) >> OBMI_POOL_SHIFT;
+    obmi_arena *ao = obmi_pool_arena(pool);
+    unsigned at = (unsigned)(((uintptr_t)pool - ao->base) >> OBMI_POOL_SHIFT);
+    unsigned touched = pages_carved(pool); /* before set_empty clears carved */
+    if (ao->run_carved[at] > touched)
+        touched = ao->run_carved[at];
+    ao->run_carved[at] = 0;
     unsigned npages = obmi_classes[pool->szidx].pool_bytes >> OBMI_POOL_SHIFT;
     for (unsigned i = 1; i < npages; i++) {
         obmi_pool *page = (obmi_pool *)((char *)pool + ((uintptr_t)i << OBMI_POOL_SHIFT));

@@ -304,7 +304,9 @@ const obmi_stats_field obmi_stats_fields[] = {
     FIELD(pools_empty, LEVEL,
           "free pages, each a pool serving no class: free in their arena, cached by a heap, or "
           "untouched"),
-    FIELD(pools_cached, LEVEL, "of those, empty pools a thread's heap keeps for reuse"),
+    FIELD(pools_cached, LEVEL,
+          "of those, pages of the empty pools a thread's heap keeps for reuse (a medium pool's "
+          "run counts all its pages)"),
     FIELD(pools_untouched, LEVEL,
           "of those, pools never used since their arena was mapped (not resident)"),
     FIELD(pools_purged, LEVEL,

@@ -188,6 +188,7 @@
 #define OBMI_ARENA_SIZE      OBM_ARENA_SIZE
 #define OBMI_ARENA_SHIFT     18
 #define OBMI_POOLS_PER_ARENA (OBMI_ARENA_SIZE / OBMI_POOL_SIZE)
+#define OBMI_RUN_SIZES       5 /* medium pool sizes: 16, 32, 64, 128, 256 KiB */
 #define OBMI_SPARES_WAITING  4 /* spares beyond arena_keep waiting for a tick (ARENAS) */
 
 /* Arena map: user addresses below 2^48, split into root and leaf indexes. */
@@ -264,6 +265,11 @@ struct obmi_arena {
      * pool's later pages. Read without the lock by frees (a live block's
      * pool cannot change). */
     _Atomic uint8_t pool_start[OBMI_POOLS_PER_ARENA];
+    /* At a medium pool's first page: the pages it carved into in its
+     * earlier times in service (a heap's cache keeps a run whole between
+     * them), so its return knows which pages hold data. Written by the
+     * heap holding the run; 0 elsewhere. */
+    uint8_t run_carved[OBMI_POOLS_PER_ARENA];
 };
 
 /* How purged pages are given back (OBM_PURGE_ADVICE). */
@@ -342,10 +348,14 @@ struct __attribute__((aligned(128))) obmi_heap {
     obmi_pool *usedpools[OBMI_NCLASSES]; /* ring heads; &obmi_pool_empty if none */
     obmi_arenas *arenas;                 /* where this heap takes pools from */
     _Atomic(obmi_pool *) pending;        /* pools queued by remote frees (heap.c) */
-    obmi_pool *cache;                    /* EMPTY pools kept for reuse, via nextpool */
+    obmi_pool *cache;                    /* EMPTY small pools kept for reuse, via nextpool */
     uint32_t ncached;
-    uint32_t cache_max;       /* 0: every empty pool goes straight back */
-    size_t npools;            /* pools in service (USED or FULL) */
+    uint32_t cache_max; /* 0: every empty pool goes straight back */
+    size_t npools;      /* pools in service (USED or FULL) */
+    /* EMPTY medium pools kept for reuse, whole runs, by size: 16 KiB << i */
+    obmi_pool *run_cache[OBMI_RUN_SIZES];
+    uint32_t run_cache_pages; /* pages in run_cache */
+    size_t run_pages;         /* pages of the medium pools in service */
     uint64_t ticks_seen;      /* the manager's ticks at this heap's last look (heap_expire_due) */
     bool expire_armed;        /* a tick seen: the next one expires the retired and cached pools */
     bool abandoned;           /* no owner: keep nothing, notify on every pool */

@@ -141,7 +141,8 @@
 
 #define POOL_HEADER     64
 #define POOLS_PER_ARENA (OBM_ARENA_SIZE / OBM_POOL_SIZE)
-#define CACHE_MAX       8 /* empty pools a heap may keep */
+#define CACHE_MAX       8   /* empty small pools a heap may keep */
+#define RUN_CACHE_PAGES 256 /* and pages of empty medium pools */
 
 /* Small classes: 16 (c + 1) bytes in a page. Medium classes 32..55: four
  * per doubling from 512, 2^k + j 2^(k-2) for j = 1..4, in pools of 4
@@ -1205,10 +1206,20 @@ static void test_partial_free(void **state)
     EXPECT_EQ(s.arenas_allocated_total, peak.arenas_allocated_total);
     EXPECT_EQ(s.arenas_released_total - peak.arenas_released_total,
               peak.arenas_current - s.arenas_current);
-    /* The worker's cache: at most 8 pools, and a quarter of those it has
-     * in service (all of the pools in service but the baseline's). */
-    size_t cached = s.pools_cached - base.pools_cached;
-    assert_true(cached <= min_size(CACHE_MAX, (s.pools_in_use - base.pools_in_use) / 4));
+    /* The worker's cache: at most 8 small pools and a quarter of those it
+     * has in service, and at most 256 pages of medium pools and a quarter
+     * of the pages of those it has in service (all the pools in service
+     * but the baseline's). */
+    size_t cached = s.pools_cached - base.pools_cached, small = 0, medium_pages = 0;
+    for (unsigned c = 0; c < OBM_NCLASSES; c++) {
+        size_t pools = s.classes[c].pools - base.classes[c].pools;
+        if (c < OBM_NSMALL)
+            small += pools;
+        else
+            medium_pages += pools * pool_bytes(c) / OBM_POOL_SIZE;
+    }
+    assert_true(cached <=
+                min_size(CACHE_MAX, small / 4) + min_size(RUN_CACHE_PAGES, medium_pages / 4));
     size_t idle = pf_check_arenas(base_use, nbase, true);
     printf(
         "# partial_free: %zu arenas at the peak, %zu after the frees (%zu released), %zu of them "

@@ -1,6 +1,7 @@
 /* The heap: every pool transition (empty->used, used->full, full->used,
- * used->empty, retire), ring order, and a randomised run against a shadow
- * model with content checks, with the walkers after every step. */
+ * used->empty, retire), ring order, the cache of medium runs, and a
+ * randomised run against a shadow model with content checks, with the
+ * walkers after every step. */
 #include <stdlib.h>
 
 #include "unit.h"
@@ -221,6 +222,164 @@ static void test_two_heaps_share_arenas(void **state)
     assert_int_equal(a.narenas_current, 1);
 }
 
+/* ---- the cache of medium runs ---- */
+
+static void *medium_malloc(unit_heap *u, unsigned c)
+{
+    void *p = obmi_heap_malloc_medium(&u->heap, c);
+    assert_non_null(p);
+    obmi_track_malloc(p, obmi_class_size(c));
+    return p;
+}
+
+static obmi_pool *medium_pool(const void *p)
+{
+    return obmi_pool_containing(obmi_arena_map_lookup(p), p);
+}
+
+static void medium_free(unit_heap *u, void *p)
+{
+    obmi_pool *pool = medium_pool(p);
+    assert_true(obmi_pool_is_block_start_in(pool, p));
+    assert_ptr_equal(obmi_pool_heap(pool), &u->heap);
+    obmi_track_free(p, obmi_class_size(pool->szidx));
+    obmi_heap_free_small(&u->heap, pool, p);
+}
+
+/* Fill `npools` pools of medium class c and put one block in the next,
+ * their blocks into b (in order): the ring's head then has blocks to
+ * give, and a pool emptied later is never its class's only one. */
+static size_t medium_fill(unit_heap *u, unsigned c, size_t npools, void **b)
+{
+    size_t n = npools * obmi_classes[c].nblocks + 1;
+    for (size_t i = 0; i < n; i++)
+        b[i] = medium_malloc(u, c);
+    return n;
+}
+
+/* A medium pool emptied while the heap has four times its pages in
+ * service stays with the heap, whole, and serves the next class of the
+ * same pool size without the arenas: no pool move under the lock. */
+static void test_run_cache_reuse(void **state)
+{
+    (void)state;
+    unit_heap u;
+    unit_heap_init(&u);
+    u.heap.cache_max = OBMI_HEAP_CACHE;
+    const unsigned c = OBMI_NSMALL + 4; /* 1280 B, 25 to a pool of 32 KiB (8 pages) */
+    static void *b[8 * 25 + 1];
+    size_t n = medium_fill(&u, c, 8, b);
+    assert_int_equal(n, 8 * 25 + 1);
+    assert_int_equal(u.heap.run_pages, 72);
+    obmi_pool *first = medium_pool(b[0]);
+    size_t to_arenas = u.heap.counts.pools_to_arenas;
+    for (size_t i = 0; i < 25; i++)
+        medium_free(&u, b[i]); /* the first pool's blocks */
+    assert_int_equal(first->state, OBMI_POOL_EMPTY);
+    assert_int_equal(u.heap.run_cache_pages, 8);
+    assert_ptr_equal(u.heap.run_cache[1], first);
+    assert_int_equal(u.heap.counts.pools_to_arenas, to_arenas);
+    unit_check(&u);
+
+    /* 1536 B: the same pool size; its first pool is the cached run. */
+    size_t from_arenas = u.heap.counts.pools_from_arenas;
+    void *q = medium_malloc(&u, c + 1);
+    assert_ptr_equal(medium_pool(q), first);
+    assert_ptr_equal(q, (char *)first + OBMI_POOL_HEADER);
+    assert_int_equal(first->szidx, c + 1);
+    assert_int_equal(u.heap.run_cache_pages, 0);
+    assert_int_equal(u.heap.counts.pools_from_arenas, from_arenas);
+    unit_check(&u);
+
+    /* Everything freed: the cache shrinks with the heap, and only each
+     * class's retired pool is left; then those go too. */
+    medium_free(&u, q);
+    for (size_t i = 25; i < n; i++)
+        medium_free(&u, b[i]);
+    assert_int_equal(u.heap.run_cache_pages, 0);
+    assert_int_equal(u.heap.npools, 2); /* the retired pools of c and c + 1 */
+    unit_check(&u);
+    obmi_heap_release_retired(&u.heap);
+    assert_int_equal(u.heap.run_pages, 0);
+    assert_int_equal(u.heap.run_cache_pages, 0);
+    unit_check(&u);
+}
+
+/* The cache holds at most a quarter of the pages in service: of 8 pools
+ * emptied, 2 stay. */
+static void test_run_cache_quarter(void **state)
+{
+    (void)state;
+    unit_heap u;
+    unit_heap_init(&u);
+    u.heap.cache_max = OBMI_HEAP_CACHE;
+    const unsigned c = OBMI_NSMALL + 4;
+    static void *b[16 * 25 + 1];
+    size_t n = medium_fill(&u, c, 16, b);
+    size_t to_arenas = u.heap.counts.pools_to_arenas;
+    for (size_t i = 0; i < 8 * 25; i++)
+        medium_free(&u, b[i]);
+    /* 9 pools (72 pages) left in service: room for 18 pages, 2 runs. */
+    assert_int_equal(u.heap.run_pages, 72);
+    assert_int_equal(u.heap.run_cache_pages, 16);
+    assert_int_equal(u.heap.counts.pools_to_arenas, to_arenas + 6);
+    unit_check(&u);
+    /* cache_max 0 keeps nothing: the next pool emptied takes the cache
+     * back with it. */
+    u.heap.cache_max = 0;
+    for (size_t i = 8 * 25; i < 9 * 25; i++)
+        medium_free(&u, b[i]);
+    assert_int_equal(u.heap.run_cache_pages, 0);
+    assert_int_equal(u.heap.counts.pools_to_arenas, to_arenas + 9);
+    unit_check(&u);
+    for (size_t i = 9 * 25; i < n; i++)
+        medium_free(&u, b[i]);
+    obmi_heap_release_retired(&u.heap);
+    assert_int_equal(u.heap.npools, 0);
+    unit_check(&u);
+}
+
+/* A run carved deep, cached, then carved shallow for another class, goes
+ * back with every page it ever carved into dirty, each with an EMPTY
+ * header: the pages its earlier service wrote are not taken for
+ * untouched ones. */
+static void test_run_cache_keeps_carved_pages(void **state)
+{
+    (void)state;
+    unit_heap u;
+    unit_heap_init(&u);
+    u.heap.cache_max = OBMI_HEAP_CACHE;
+    const unsigned c = OBMI_NSMALL + 8; /* 2560 B, 25 to a pool of 64 KiB (16 pages) */
+    static void *b[5 * 25 + 1];
+    size_t n = medium_fill(&u, c, 5, b);
+    obmi_pool *run = medium_pool(b[0]);
+    obmi_arena *ao = obmi_pool_arena(run);
+    unsigned at = (unsigned)(((uintptr_t)run - ao->base) >> OBMI_POOL_SHIFT);
+    for (size_t i = 0; i < 25; i++)
+        medium_free(&u, b[i]); /* 16 pages carved into, now cached */
+    assert_ptr_equal(u.heap.run_cache[2], run);
+    assert_int_equal(ao->run_carved[at], 16);
+    unit_check(&u);
+
+    void *q = medium_malloc(&u, c + 1); /* 3072 B: one block, the first page only */
+    assert_ptr_equal(medium_pool(q), run);
+    medium_free(&u, q); /* retired: its class's only pool */
+    obmi_heap_release_retired(&u.heap);
+    obmi_heap_flush_cache(&u.heap);
+    assert_int_equal(ao->run_carved[at], 0);
+    for (unsigned i = at; i < at + 16; i++) {
+        assert_true((ao->dirty >> i) & 1);
+        assert_false(((ao->untouched | ao->purged) >> i) & 1);
+        const obmi_pool *page = (const obmi_pool *)(ao->base + ((uintptr_t)i << OBMI_POOL_SHIFT));
+        assert_int_equal(page->state, OBMI_POOL_EMPTY);
+    }
+    unit_check(&u);
+    for (size_t i = 25; i < n; i++)
+        medium_free(&u, b[i]);
+    obmi_heap_release_retired(&u.heap);
+    unit_check(&u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,6 +389,9 @@ int main(void)
         cmocka_unit_test(test_pool_reused_for_other_class),
         cmocka_unit_test(test_random_against_model),
         cmocka_unit_test(test_two_heaps_share_arenas),
+        cmocka_unit_test(test_run_cache_reuse),
+        cmocka_unit_test(test_run_cache_quarter),
+        cmocka_unit_test(test_run_cache_keeps_carved_pages),
     };
     return RUN_TAP_TESTS(tests);
 }
