@@ -249,20 +249,38 @@ void *obmi_calloc(size_t count, size_t size)
     return p;
 }
 
+/* A block of usable bytes stays where it is for a request of size when
+ * the cut would save less than a quarter of it. */
+static inline bool shrink_stays(size_t usable, size_t size)
+{
+    return size <= usable && usable - size < usable / 4;
+}
+
 /* The size to allocate when a block of old usable bytes moves to hold
  * size: a block that grows gets a quarter more than it had (as tcmalloc
  * does), so a block grown in small steps moves once per quarter instead
  * of at every class, but no more than the pools' sizes when size is one
- * of them; a shrink gets what it asks for. */
+ * of them, and no larger a class than the next requests, from size up,
+ * stay in (a class of 896 bytes for 656 would move down to 768 at the
+ * next step, 672: a cut of a quarter); a shrink gets what it asks for. */
 static size_t realloc_grown(size_t old, size_t size)
 {
     size_t headroom = old + old / 4;
-    if (size <= OBMI_MEDIUM_MAX && headroom > OBMI_MEDIUM_MAX)
-        headroom = OBMI_MEDIUM_MAX;
-    return size > old && headroom > size ? headroom : size;
+    if (size <= old || headroom <= size)
+        return size;
+    size_t extra = obmi_secure_extra(); /* a canary's bytes: a class's usable size is less */
+    if (size + extra > OBMI_MEDIUM_MAX)
+        return headroom; /* the backing allocator's */
+    if (headroom + extra > OBMI_MEDIUM_MAX)
+        headroom = OBMI_MEDIUM_MAX - extra;
+    unsigned c = obmi_class_of(headroom + extra), least = obmi_class_of(size + extra);
+    while (c > least && !shrink_stays(obmi_class_size(c) - extra, size))
+        c--;
+    return obmi_class_size(c) - extra;
 }
 
-void *obmi_realloc(void *p, size_t size)
+/* Every case but a live block of obm's that stays where it is. */
+static OBMI_NOINLINE void *realloc_other(void *p, size_t size)
 {
     if (p == NULL)
         return obmi_malloc(size);
@@ -287,13 +305,13 @@ void *obmi_realloc(void *p, size_t size)
     if (pool != NULL) {
         /* Stay when the block still fits and shrinking would save less
          * than a quarter of it (a same-class shrink saves nothing). */
-        if (size <= old && (old - size < old / 4 || obmi_class_size(obmi_class_of(size)) == old))
+        if (shrink_stays(old, size) || (size <= old && obmi_class_size(obmi_class_of(size)) == old))
             return p;
     } else {
         if (size > OBMI_MEDIUM_MAX)
             return obmi_large_realloc(p, size); /* glibc grows or shrinks in place */
         old = obmi_backing_usable_size(p);
-        if (size <= old && old - size < old / 4)
+        if (shrink_stays(old, size))
             return p;
     }
     void *q = obmi_malloc(realloc_grown(old, size));
@@ -305,6 +323,22 @@ void *obmi_realloc(void *p, size_t size)
     else
         obmi_large_free(p);
     return q;
+}
+
+/* The common case first, in a frame of its own (realloc_other is a tail
+ * call): a block of obm's, not carrying the freed key, that the new size
+ * still fits by the shrink rule. Anything else takes the full path, which
+ * checks again from the start. */
+void *obmi_realloc(void *p, size_t size)
+{
+    obmi_arena *ao = obmi_arena_map_lookup(p);
+    if (OBMI_LIKELY(ao != NULL)) {
+        obmi_pool *pool = obmi_pool_containing(ao, p);
+        if (OBMI_LIKELY(obmi_pool_is_block_start_in(pool, p)) && !obmi_block_keyed(p) &&
+            shrink_stays(obmi_classes[pool->szidx].size - obmi_secure_extra(), size))
+            return p;
+    }
+    return realloc_other(p, size);
 }
 
 void *obmi_reallocarray(void *p, size_t count, size_t size)

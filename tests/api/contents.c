@@ -36,19 +36,20 @@ static int shrink_stays(size_t usable, int owned, size_t n)
 /* The usable size of the block a block of `usable` bytes moves to when
  * realloc'd to n <= OBM_MEDIUM_MAX bytes: n's class (small or medium), or,
  * when it grows, the class of a quarter more than it had, that headroom
- * capped at OBM_MEDIUM_MAX (README.md, "Semantics"; src/api.c,
+ * capped at OBM_MEDIUM_MAX, or the largest class below it that requests
+ * from n up stay in (shrink_stays) (README.md, "Semantics"; src/api.c,
  * realloc_grown). */
 static size_t moved_class(size_t usable, size_t n)
 {
-    size_t want = n;
-    if (n > usable) {
-        size_t headroom = usable + usable / 4;
-        if (headroom > OBM_MEDIUM_MAX)
-            headroom = OBM_MEDIUM_MAX;
-        if (headroom > n)
-            want = headroom;
-    }
-    return block_size(want);
+    size_t headroom = usable + usable / 4;
+    if (n <= usable || headroom <= n)
+        return block_size(n);
+    if (headroom > OBM_MEDIUM_MAX)
+        headroom = OBM_MEDIUM_MAX;
+    unsigned c = class_index(headroom);
+    while (c > class_index(n) && !shrink_stays(class_bytes(c), 1, n))
+        c--;
+    return class_bytes(c);
 }
 
 /* ---- 24. realloc_matrix ---- */

@@ -404,8 +404,10 @@ static void test_realloc_to_usable_in_place(void **state)
  * has outgrown a quarter more than it had (src/api.c, realloc_grown): 12
  * moves, to blocks of 32 48 64 80 112 144 192 240 304 384 480 bytes and,
  * at 496 (headroom 600), to the first medium class, 640, where moving at
- * every class would make 31. Its bytes survive each move, and every step
- * fits the size asked for. */
+ * every class would make 31. Grown on to 32768 bytes it moves 16 times
+ * more, each time up: a headroom whose class the next step would cut by a
+ * quarter takes the class below. Its bytes survive each move, and every
+ * step fits the size asked for. */
 static void test_realloc_growth(void **state)
 {
     (void)state;
@@ -435,13 +437,33 @@ static void test_realloc_growth(void **state)
     assert_true(T_OWNS(p));
     assert_int_equal(T_USABLE_SIZE(p), 640);
     /* Growing on to a medium size: a quarter more than it had, 800 bytes,
-     * in the 896-byte class. */
+     * would be the 896-byte class, from which the next step, 672, would
+     * move down again (a cut of a quarter): the 768-byte class. */
     unsigned char *q = T_REALLOC(p, OPQ(656));
     assert_non_null(q);
     assert_true(q != p && T_OWNS(q));
-    assert_int_equal(T_USABLE_SIZE(q), 896);
-    /* Shrinking takes no headroom: 896 down to 100 moves to a 112-byte
-     * block. */
+    assert_int_equal(T_USABLE_SIZE(q), 768);
+    /* On in 16-byte steps to OBM_MEDIUM_MAX: 16 moves, each to a larger
+     * block, never back down a class. */
+    static const size_t medium[] = {1024, 1280, 1536,  2048,  2560,  3072,  4096,  5120,
+                                    6144, 8192, 10240, 12288, 16384, 20480, 24576, 32768};
+    moves = 0;
+    for (size_t n = 672; n <= OBM_MEDIUM_MAX; n += 16) {
+        unsigned char *r = T_REALLOC(q, OPQ(n));
+        assert_non_null(r);
+        if (r != q) {
+            if (moves >= sizeof medium / sizeof medium[0] || T_USABLE_SIZE(r) != medium[moves])
+                fail_msg("move %u, at %zu bytes, to a block of %zu", moves + 1, n,
+                         T_USABLE_SIZE(r));
+            moves++;
+        }
+        for (size_t i = 0; i < 100; i++)
+            if (r[i] != (unsigned char)(1 + i / 16))
+                fail_msg("byte %zu lost in a realloc to %zu", i, n);
+        q = r;
+    }
+    assert_int_equal(moves, sizeof medium / sizeof medium[0]);
+    /* Shrinking takes no headroom: down to 100 moves to a 112-byte block. */
     q = T_REALLOC(q, OPQ(100));
     assert_non_null(q);
     assert_true(T_OWNS(q));

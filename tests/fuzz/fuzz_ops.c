@@ -252,13 +252,26 @@ static size_t class_bytes(size_t n)
 
 /* What a realloc that moves a block of `old` usable bytes to hold n bytes
  * asks for (README.md, "Semantics"): a block that grows gets a quarter
- * more than it had, no more than OBM_MEDIUM_MAX when n is at most that. */
+ * more than it had, no more than OBM_MEDIUM_MAX when n is at most that,
+ * and no larger a class than requests from n up stay in (a cut of less
+ * than a quarter). */
 static size_t realloc_request(size_t old, size_t n)
 {
     size_t headroom = old + old / 4;
-    if (n <= OBM_MEDIUM_MAX && headroom > OBM_MEDIUM_MAX)
+    if (n <= old || headroom <= n)
+        return n;
+    if (n > OBM_MEDIUM_MAX)
+        return headroom;
+    if (headroom > OBM_MEDIUM_MAX)
         headroom = OBM_MEDIUM_MAX;
-    return n > old && headroom > n ? headroom : n;
+    size_t u = class_bytes(headroom);
+    while (u > class_bytes(n) && u - n >= u / 4) {
+        size_t below = u - 16; /* the next smaller class */
+        while (class_bytes(below) == u)
+            below -= 16;
+        u = class_bytes(below);
+    }
+    return u;
 }
 
 static void record_as(unsigned i, void *p, size_t size, size_t align, int owned, size_t request,

@@ -113,6 +113,11 @@ def seeds():
                                                      (20, 1), (24, 1), (24, 2), (22, 0), (1, 0)))
                              + op(REALLOC, 5, 0, size(100)) + op(REALLOC, 5, 0, big(40000))
                              + op(REALLOC, 5, 0, medium_edge(16, 1)) + op(REALLOC, 5, 0, size(1)))
+    # a medium block grown in small steps: each move lands in a class the next steps stay in
+    out["medium-realloc-steps"] = (op(MALLOC, 6, size(640))
+                                   + b"".join(op(REALLOC, 6, 0, size(n)) for n in range(656, 4097, 48))
+                                   + b"".join(op(REALLOC, 6, 0, big(n)) for n in range(5000, 33000, 1500))
+                                   + op(CHECK))
     out["medium-calloc"] = b"".join(op(CALLOC, i, c, medium_edge(m, 1)) for i, (c, m) in enumerate(
         [(1, 1), (3, 4), (8, 9), (2, 16), (5, 24)])) + op(FREE, 2) + op(CALLOC, 2, 1, size(700))
     out["medium-aligned"] = b"".join(op(code, i, align(s), size(n)) for i, (code, s, n) in enumerate(
