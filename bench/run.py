@@ -13,7 +13,7 @@ memory back costs in time and saves in memory.
 
   raw.json      every sample, plus the machine and allocator versions
   results.csv   item, metric, allocator, median, min, max, samples
-  table.md      the Markdown table the README quotes, and obm's slow paths
+  table.md      the Markdown table docs/benchmarks.md quotes, and obm's slow paths
                 per 1,000 operations of each speed benchmark (a second table)
   *.png         bar charts and the churn run's RSS over time (gnuplot)
 

@@ -1,5 +1,5 @@
 # bench/runtimes: runtimes that link obm as their own allocator, the way an
-# embedder wires it in (README.md, "Runtimes that link obm"). Built when
+# embedder wires it in (docs/runtimes.md). Built when
 # configure finds the runtime's headers; bench/run.py and
 # tests/real/test_runtimes.sh use them.
 #

@@ -10,7 +10,7 @@
  *   libobmalloc  the drop-in: replaces the whole malloc family of the process
  *                (LD_PRELOAD or -lobmalloc) and exports the same obm_* API.
  *
- * Semantics follow glibc: see README.md, "Semantics".
+ * Semantics follow glibc: see docs/semantics.md.
  */
 #ifndef OBM_H
 #define OBM_H
@@ -74,11 +74,10 @@ size_t obm_usable_size(const void *ptr);
  * NULL and for blocks that came from the backing allocator. */
 int obm_owns(const void *ptr);
 
-/* Gives memory back now instead of on the purge decay (README.md, "Giving
- * memory back"): the calling thread's empty pools return to their arenas,
- * every free pool's page goes back to the OS (madvise), and every arena
- * with no pool in use is unmapped. Pools other threads keep for reuse stay
- * theirs. Returns 1 when anything was given back, else 0. */
+/* Gives memory back now instead of on the purge decay (docs/memory.md): the calling thread's empty
+ * pools return to their arenas, every free pool's page goes back to the OS (madvise), and every
+ * arena with no pool in use is unmapped. Pools other threads keep for reuse stay theirs. Returns 1
+ * when anything was given back, else 0. */
 int obm_trim(void);
 
 /* Changes the purge policy at run time, as the same variables do at
@@ -119,8 +118,8 @@ int obm_counters_get(obm_counters_t *out);
  * counts. Exact when no other thread runs; while threads run, a snapshot
  * whose sums still hold: per class blocks_in_use + blocks_free = pools x
  * blocks per pool, pages_in_use + pools_empty = arenas_current x 64, and
- * the five bytes_* of the ledger add up to bytes_mapped. README.md,
- * "Statistics", documents every field. */
+ * the five bytes_* of the ledger add up to bytes_mapped.
+ * docs/statistics.md documents every field. */
 
 #define OBM_STATS_VERSION 5
 
@@ -159,7 +158,7 @@ typedef struct obm_stats {
     size_t large_allocs_total; /* requests routed to the backing allocator, ever */
     size_t heaps_live, heaps_abandoned, heaps_created, heaps_adopted;
     size_t pools_taken_total, pools_returned_total; /* pool moves between heaps and arenas */
-    /* the slow paths, per kind (README.md, "Statistics") */
+    /* the slow paths, per kind (docs/statistics.md) */
     size_t slow_mallocs_total, slow_frees_total; /* calls that left the fast path */
     size_t carves_total;                         /* never-used blocks carved into a free list */
     size_t remote_collects_total;                /* remote-free lists taken in by the owner */

@@ -1,6 +1,6 @@
 /* The public obm_* functions: argument checks, errno, overflow, and routing
  * between obm's pools (1..512 bytes, alignment <= 16) and the backing
- * allocator (everything else). Semantics follow glibc; README.md lists them.
+ * allocator (everything else). Semantics follow glibc; docs/semantics.md lists them.
  *
  * Each function is defined once under its internal name (obmi_*) and
  * exported as obm_* by alias; in the drop-in (OBM_DROPIN) also as malloc,

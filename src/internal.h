@@ -324,8 +324,8 @@ bool obmi_pool_check(const obmi_pool *pool);        /* invariant walker */
 
 /* ---- arena.c ---- */
 
-/* The purge delay when OBM_PURGE_DELAY_MS is not set, ms: see README.md,
- * "Giving memory back", for the measurements behind it. */
+/* The purge delay when OBM_PURGE_DELAY_MS is not set, ms: see
+ * docs/memory.md for the measurements behind it. */
 #define OBMI_PURGE_DELAY_DEFAULT 100
 
 #define OBMI_ARENAS_DEFAULTS                                                                       \
@@ -556,7 +556,7 @@ void obmi_large_sum_unowned(struct obmi_heap_counts *sum);
 
 /* ---- stats.c: the walk, the struct, the field tables ---- */
 
-/* How obm_stats_diff treats a field; the README's field table says it. */
+/* How obm_stats_diff treats a field; the field table of docs/statistics.md says it. */
 typedef enum obmi_field_kind {
     OBMI_FIELD_COUNT, /* events, ever: after - before */
     OBMI_FIELD_LEVEL, /* a level now: after - before, may wrap (read as signed) */
@@ -567,7 +567,7 @@ typedef struct obmi_stats_field {
     const char *name; /* the struct member, and the JSON key */
     size_t offset;
     obmi_field_kind kind;
-    const char *doc; /* one line for the README */
+    const char *doc; /* one line for docs/statistics.md */
 } obmi_stats_field;
 
 extern const obmi_stats_field obmi_stats_fields[]; /* obm_stats_t, but classes */

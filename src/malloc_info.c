@@ -2,8 +2,8 @@
  * mallinfo, mallinfo2, malloc_info and malloc_trim report and act on obm
  * (its arenas, plus what it holds from glibc for large requests) instead of
  * glibc's nearly unused arenas. Only in libobmalloc: libobm leaves the
- * process's malloc, and these, alone. README.md, "glibc's statistics
- * calls", gives the mapping. */
+ * process's malloc, and these, alone. docs/statistics.md, "glibc's
+ * statistics calls", gives the mapping. */
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>

@@ -1,7 +1,7 @@
 /* Checks behind options, compiled in by configure --enable-secure; off
  * until their option says 1 (OBM_JUNK, OBM_CANARY, OBM_RANDOMIZE). In
  * other builds obmi_secure is a constant false and none of this is
- * reached. README.md, "Hardening", has their measured costs.
+ * reached. docs/hardening.md has their measured costs.
  *
  *   junk      a freed block is filled with 0xdf past its link and key,
  *             and checked when it is handed out again: a write after free

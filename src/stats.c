@@ -279,7 +279,7 @@ OBMI_EXPORT int obm_counters_get(obm_counters_t *out)
     return 0;
 }
 
-/* ---- the field tables: obm_stats_diff, the JSON report, the README ---- */
+/* ---- the field tables: obm_stats_diff, the JSON report, docs/statistics.md ---- */
 
 #define FIELD(name, kind, doc)                                                                     \
     {                                                                                              \

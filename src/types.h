@@ -141,7 +141,7 @@
  *   and never freed. An entry is set before any block of its arena exists
  *   and cleared before the arena is unmapped.
  *
- * HARDENING (hardening.c, api.c, heap.c; README.md "Hardening")
+ * HARDENING (hardening.c, api.c, heap.c; docs/hardening.md)
  *
  *   A free block's first word is its link XORed with a per-process secret,
  *   its second a per-process key (0 once handed out). free checks the

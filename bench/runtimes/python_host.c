@@ -5,7 +5,7 @@
  * where pymalloc, CPython's obmalloc, normally sits) are obm's, installed
  * with PyMem_SetAllocator before the interpreter starts. The raw domain
  * stays the C library's. This is how an embedder wires obm in; see
- * README.md, "Runtimes that link obm".
+ * docs/runtimes.md.
  *
  *   obm-python script.py args...     (any python3 command line)
  *

@@ -1,7 +1,7 @@
 /* CHECKLIST group C, contents preserved: 24 (realloc_matrix), 25
  * (realloc_grow_shrink_chain), 26 (realloc_many_blocks), blocks moving
  * between obm and the backing allocator, and where a shrinking realloc
- * leaves a block (in place or moved, exactly as README.md's rule says).
+ * leaves a block (in place or moved, exactly as docs/semantics.md's rule says).
  * Built twice; see api.h. */
 #include "api.h"
 
@@ -25,7 +25,7 @@ static void *realloc_checked(void *p, size_t n, size_t keep, size_t shift)
 /* Whether realloc of a block with `usable` bytes to n <= OBM_MEDIUM_MAX
  * bytes (a size obm serves) keeps it in place: when n fits and the shrink
  * would save less than a quarter of the block, or (for obm's blocks) n is
- * in the block's own class (README.md, "Semantics"). A block of the
+ * in the block's own class (docs/semantics.md). A block of the
  * backing allocator that shrinks to a size obm serves follows the same
  * quarter rule (src/api.c). */
 static int shrink_stays(size_t usable, int owned, size_t n)
@@ -37,7 +37,7 @@ static int shrink_stays(size_t usable, int owned, size_t n)
  * realloc'd to n <= OBM_MEDIUM_MAX bytes: n's class (small or medium), or,
  * when it grows, the class of a quarter more than it had, that headroom
  * capped at OBM_MEDIUM_MAX, or the largest class below it that requests
- * from n up stay in (shrink_stays) (README.md, "Semantics"; src/api.c,
+ * from n up stay in (shrink_stays) (docs/semantics.md; src/api.c,
  * realloc_grown). */
 static size_t moved_class(size_t usable, size_t n)
 {

@@ -89,7 +89,7 @@ __attribute__((format(printf, 1, 2), noreturn)) static void death_fail(const cha
     _exit(DEATH_EXIT_SETUP);
 }
 
-/* ---- obm's messages (README.md, "Hardening") ---- */
+/* ---- obm's messages (docs/hardening.md) ---- */
 
 /* The page p lies in: a small block's pool (block_pool in api.h finds a
  * medium block's). */

@@ -1,4 +1,4 @@
-/* free keeps errno (README.md, "Semantics": every free preserves errno;
+/* free keeps errno (docs/semantics.md: every free preserves errno;
  * CHECKLIST 3) on the paths semantics.c's free_keeps_errno does not reach,
  * each in a fresh process (death.h) that must exit cleanly:
  *

@@ -569,7 +569,7 @@ static void *thread_alloc_free_sole(void *arg);
 
 /* The pool, wholly free, is PURGED (its header is gone with the page),
  * so the second free sees no pool in service there and reports an
- * invalid pointer (README.md, "Hardening", Limits). `keep`, a block of
+ * invalid pointer (docs/hardening.md, Limits). `keep`, a block of
  * another class in the same arena, keeps the arena mapped. */
 static void double_free_purged(char *p, const char *keep)
 {
@@ -617,7 +617,7 @@ enum { CORRUPT_SIZE = 48, CORRUPT_TRIES = 16, CORRUPT_LEAST = 12 };
 /* Three blocks freed, the bits of `delta` flipped in byte `pos` of the
  * head's stored link, two mallocs. The first gives the head back; the
  * second must abort, or, where the changed link still passes the fast
- * path's check (README, "Hardening": in the pool, past the header,
+ * path's check (docs/hardening.md: in the pool, past the header,
  * 16-byte aligned; the block boundary is not tested there), give an
  * address that does: even q1 again, when the change points the link at
  * it, a block in use, which no check of the link alone can tell. */

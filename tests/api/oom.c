@@ -3,7 +3,7 @@
  * calloc, realloc, reallocarray, posix_memalign, aligned_alloc, memalign,
  * and valloc and pvalloc where the drop-in defines them), for small and
  * medium pool blocks and for the backing allocator's, and fails as
- * Semantics in README.md says: NULL with errno ENOMEM; posix_memalign
+ * docs/semantics.md says: NULL with errno ENOMEM; posix_memalign
  * returns ENOMEM with *memptr and errno untouched; a realloc that fails
  * keeps its block.
  * Blocks allocated before stay intact, and the same call works again once

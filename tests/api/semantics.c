@@ -221,7 +221,7 @@ static void test_calloc_zeroes_reused_memory(void **state)
 }
 
 /* The whole usable size of a recycled block of obm's is zeroed, not only
- * the bytes asked for (README.md, "Semantics"): every class, small and
+ * the bytes asked for (docs/semantics.md): every class, small and
  * medium, at its smallest request, through calloc(n, 1) and calloc(1, n). */
 static void test_calloc_zeroes_whole_block(void **state)
 {

@@ -1,5 +1,6 @@
 # Checks on the tree and the built libraries: formatting, exported symbols,
-# and the README's option table against the code.
+# and the option and field tables of README.md and docs/statistics.md
+# against the code.
 TREE_CHECKS = tests/checks/format.sh tests/checks/symbols.sh tests/checks/options_doc.sh \
 	tests/checks/bench_smoke.sh tests/checks/man_pages.sh
 EXTRA_DIST += tests/checks/man_options.awk

@@ -1,6 +1,6 @@
 /* Prints obm's options table, then its statistics fields, as the Markdown
- * rows the README shows, so tests/checks/options_doc.sh can hold the README
- * to the code: `options_table options` or `options_table fields`. */
+ * rows README.md and docs/statistics.md show, so tests/checks/options_doc.sh
+ * can hold them to the code: `options_table options` or `options_table fields`. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>

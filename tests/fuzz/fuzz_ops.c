@@ -251,7 +251,7 @@ static size_t class_bytes(size_t n)
 }
 
 /* What a realloc that moves a block of `old` usable bytes to hold n bytes
- * asks for (README.md, "Semantics"): a block that grows gets a quarter
+ * asks for (docs/semantics.md): a block that grows gets a quarter
  * more than it had, no more than OBM_MEDIUM_MAX when n is at most that,
  * and no larger a class than requests from n up stay in (a cut of less
  * than a quarter). */
