@@ -326,18 +326,19 @@ static OBMI_NOINLINE void *realloc_other(void *p, size_t size)
 }
 
 /* The common case first, in a frame of its own (realloc_other is a tail
- * call): a block of obm's, not carrying the freed key, that the new size
- * still fits by the shrink rule. Anything else takes the full path, which
- * checks again from the start. */
+ * call): a block of a pool the calling thread owns, found by its page's
+ * header as free finds it, not carrying the freed key, that the new size
+ * still fits by the shrink rule. Anything else (another thread's block, a
+ * medium block past its pool's first page, the backing allocator's) takes
+ * the full path, which checks again from the start. */
 void *obmi_realloc(void *p, size_t size)
 {
-    obmi_arena *ao = obmi_arena_map_lookup(p);
-    if (OBMI_LIKELY(ao != NULL)) {
-        obmi_pool *pool = obmi_pool_containing(ao, p);
-        if (OBMI_LIKELY(obmi_pool_is_block_start_in(pool, p)) && !obmi_block_keyed(p) &&
-            shrink_stays(obmi_classes[pool->szidx].size - obmi_secure_extra(), size))
-            return p;
-    }
+    obmi_pool *pool = obmi_pool_of(p);
+    if (obmi_track_probe_pages && OBMI_LIKELY(pool != NULL) &&
+        OBMI_LIKELY(obmi_pool_heap(pool) == obmi_tls_heap) &&
+        OBMI_LIKELY(obmi_pool_is_block_start(pool, p)) && !obmi_block_keyed(p) &&
+        shrink_stays(obmi_classes[pool->szidx].size - obmi_secure_extra(), size))
+        return p;
     return realloc_other(p, size);
 }
 
