@@ -264,8 +264,7 @@ static void test_run_cache_reuse(void **state)
 {
     (void)state;
     unit_heap u;
-    unit_heap_init(&u);
-    u.heap.cache_max = OBMI_HEAP_CACHE;
+    unit_heap_init_cached(&u);
     const unsigned c = OBMI_NSMALL + 4; /* 1280 B, 25 to a pool of 32 KiB (8 pages) */
     static void *b[8 * 25 + 1];
     size_t n = medium_fill(&u, c, 8, b);
@@ -311,8 +310,7 @@ static void test_run_cache_quarter(void **state)
 {
     (void)state;
     unit_heap u;
-    unit_heap_init(&u);
-    u.heap.cache_max = OBMI_HEAP_CACHE;
+    unit_heap_init_cached(&u);
     const unsigned c = OBMI_NSMALL + 4;
     static void *b[16 * 25 + 1];
     size_t n = medium_fill(&u, c, 16, b);
@@ -347,8 +345,7 @@ static void test_run_cache_keeps_carved_pages(void **state)
 {
     (void)state;
     unit_heap u;
-    unit_heap_init(&u);
-    u.heap.cache_max = OBMI_HEAP_CACHE;
+    unit_heap_init_cached(&u);
     const unsigned c = OBMI_NSMALL + 8; /* 2560 B, 25 to a pool of 64 KiB (16 pages) */
     static void *b[5 * 25 + 1];
     size_t n = medium_fill(&u, c, 5, b);

@@ -201,8 +201,7 @@ static void test_cache_follows_the_heap(void **state)
 {
     (void)state;
     unit_heap u;
-    unit_heap_init(&u);
-    u.heap.cache_max = OBMI_HEAP_CACHE;
+    unit_heap_init_cached(&u);
     enum { POOLS = 64, N = POOLS * 7 };
     static void *b[N];
     for (int i = 0; i < N; i++)

@@ -18,6 +18,13 @@ static inline void unit_heap_init(unit_heap *u)
     obmi_heap_init(&u->heap, &u->arenas);
 }
 
+/* The same with the cache a thread's heap has (thread.c). */
+static inline void unit_heap_init_cached(unit_heap *u)
+{
+    unit_heap_init(u);
+    u->heap.cache_max = OBMI_HEAP_CACHE;
+}
+
 /* Blocks are announced to the memory checkers and withdrawn as api.c
  * does, so tests may use their bytes under memcheck and ASan. */
 static inline void *unit_malloc(unit_heap *u, size_t n)
