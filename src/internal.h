@@ -30,7 +30,7 @@ static const bool obmi_debug = true;
 static const bool obmi_debug = false;
 #endif
 
-/* ---- os.c: the only file that talks to the kernel ---- */
+/* ---- os.c: mapped memory, the clock, messages ---- */
 
 void *obmi_os_map_aligned(size_t size, size_t alignment); /* NULL + errno on failure */
 void *obmi_os_map(size_t size);
@@ -51,7 +51,6 @@ void obmi_msg_hex(obmi_msg *m, uintptr_t v);
 void obmi_msg_dec(obmi_msg *m, uintmax_t v);
 void obmi_msg_emit(obmi_msg *m); /* appends '\n', writes to stderr */
 OBMI_COLD OBMI_NORETURN void obmi_fatal(const char *what);
-OBMI_COLD OBMI_NORETURN void obmi_fatal_ptr(const char *func, const char *what, const void *p);
 OBMI_COLD OBMI_NORETURN void obmi_assert_fail(const char *expr, const char *file, int line);
 
 #define OBMI_ASSERT(x)                                                                             \
@@ -318,9 +317,8 @@ void obmi_pool_set_empty(obmi_pool *pool);
 void obmi_pool_cache_run(obmi_pool *pool);       /* a medium pool: set_empty, run kept whole */
 unsigned obmi_pool_clear_pages(obmi_pool *pool); /* a medium run: set_empty, and its pages */
 obmi_block *obmi_pool_carve(obmi_pool *pool);
-size_t obmi_pool_free_count(const obmi_pool *pool); /* walks the free list */
-void obmi_pool_drop_free_list(obmi_pool *pool);     /* after a corrupted link: leak it */
-bool obmi_pool_check(const obmi_pool *pool);        /* invariant walker */
+void obmi_pool_drop_free_list(obmi_pool *pool); /* after a corrupted link: leak it */
+bool obmi_pool_check(const obmi_pool *pool);    /* invariant walker */
 
 /* ---- arena.c ---- */
 

@@ -1,5 +1,7 @@
-/* The os layer: the only file that calls mmap, munmap and write, so the rest
- * of obm is portable and failure injection has one place to hook into. */
+/* The os layer: the memory obm maps (mmap, munmap, madvise), the clock and
+ * the one-line messages, so that failure injection has one place to hook
+ * into. The other system calls are their owners' own: getrandom in
+ * hardening.c, the report files' open, fstat and close in report.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -164,19 +166,6 @@ void obmi_fatal(const char *what)
     obmi_msg m = {.len = 0};
     obmi_msg_str(&m, "obm: ");
     obmi_msg_str(&m, what);
-    obmi_msg_emit(&m);
-    abort();
-}
-
-void obmi_fatal_ptr(const char *func, const char *what, const void *p)
-{
-    obmi_msg m = {.len = 0};
-    obmi_msg_str(&m, "obm: ");
-    obmi_msg_str(&m, func);
-    obmi_msg_str(&m, "(): ");
-    obmi_msg_str(&m, what);
-    obmi_msg_str(&m, " ");
-    obmi_msg_hex(&m, (uintptr_t)p);
     obmi_msg_emit(&m);
     abort();
 }

@@ -142,19 +142,6 @@ obmi_block *obmi_pool_carve(obmi_pool *pool)
     return head;
 }
 
-/* Stops at a link that is not a block of the pool. */
-size_t obmi_pool_free_count(const obmi_pool *pool)
-{
-    size_t n = 0;
-    for (const obmi_block *b = pool->freeblock; b != NULL && n <= obmi_classes[pool->szidx].nblocks;
-         b = obmi_block_next(b)) {
-        if (!obmi_link_valid(pool, b))
-            break;
-        n++;
-    }
-    return n;
-}
-
 /* OBM_ON_ERROR=report after a corrupted link: the free list is given up.
  * Its blocks count as in use for good, so the pool never empties and the
  * counts still add up (in use + free == carved). */
