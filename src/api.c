@@ -145,6 +145,12 @@ static OBMI_ALWAYS_INLINE void pool_free(const obmi_arena *ao, void *p, const ch
         pool_free_start(pool, p, func);
 }
 
+/* The usable size of the blocks of pool: its class's, less a canary. */
+static inline size_t pool_block_usable(const obmi_pool *pool)
+{
+    return obmi_classes[pool->szidx].size - obmi_secure_extra();
+}
+
 /* The usable size of a live block of pool; 0 after a report. */
 static size_t pool_usable_size(obmi_pool *pool, const void *p, const char *func)
 {
@@ -152,7 +158,7 @@ static size_t pool_usable_size(obmi_pool *pool, const void *p, const char *func)
         obmi_report_freed(func, p, pool);
         return 0;
     }
-    return obmi_classes[pool->szidx].size - obmi_secure_extra();
+    return pool_block_usable(pool);
 }
 
 static void *enomem(void)
@@ -337,7 +343,7 @@ void *obmi_realloc(void *p, size_t size)
     if (obmi_track_probe_pages && OBMI_LIKELY(pool != NULL) &&
         OBMI_LIKELY(obmi_pool_heap(pool) == obmi_tls_heap) &&
         OBMI_LIKELY(obmi_pool_is_block_start(pool, p)) && !obmi_block_keyed(p) &&
-        shrink_stays(obmi_classes[pool->szidx].size - obmi_secure_extra(), size))
+        shrink_stays(pool_block_usable(pool), size))
         return p;
     return realloc_other(p, size);
 }

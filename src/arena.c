@@ -312,8 +312,8 @@ static void arena_pages_returned(obmi_arenas *arenas, obmi_arena *ao, uint32_t n
 void obmi_arenas_return_run(obmi_arenas *arenas, obmi_pool *pool)
 {
     obmi_arena *ao = obmi_pool_arena(pool);
-    unsigned npages = obmi_classes[pool->szidx].pool_bytes >> OBMI_POOL_SHIFT;
-    unsigned at = (unsigned)(((uintptr_t)pool - ao->base) >> OBMI_POOL_SHIFT);
+    unsigned npages = obmi_class_pages(pool->szidx);
+    unsigned at = obmi_arena_page(ao, pool);
     unsigned touched = obmi_pool_clear_pages(pool);
     for (unsigned i = at + 1; i < at + npages; i++)
         atomic_store_explicit(&ao->pool_start[i], (uint8_t)i, memory_order_relaxed);
@@ -339,7 +339,7 @@ void obmi_arenas_return_pool(obmi_arenas *arenas, obmi_pool *pool)
     obmi_pool_set_empty(pool);
     if (ao->dirty == 0)
         obmi_purge_list_add(arenas, ao);
-    ao->dirty |= UINT64_C(1) << (((uintptr_t)pool - ao->base) >> OBMI_POOL_SHIFT);
+    ao->dirty |= UINT64_C(1) << obmi_arena_page(ao, pool);
     arenas->dirtied = true;
 
     if (nf + 1 == OBMI_POOLS_PER_ARENA) {
@@ -447,7 +447,7 @@ bool obmi_arena_check(const obmi_arena *ao)
                 (const obmi_pool *)(ao->base + (uintptr_t)start * OBMI_POOL_SIZE);
             if (start > i || ((ao->dirty | ao->purged | ao->untouched) >> i) & 1 ||
                 head->szidx < OBMI_NSMALL || head->szidx >= OBMI_NCLASSES ||
-                start + (obmi_classes[head->szidx].pool_bytes >> OBMI_POOL_SHIFT) <= i)
+                start + obmi_class_pages(head->szidx) <= i)
                 return false;
             continue;
         }

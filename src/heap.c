@@ -215,38 +215,32 @@ bool obmi_pool_holds_free(obmi_heap *heap, obmi_pool *pool, const void *p)
 
 /* ---- taking and giving back pools ---- */
 
-/* Which list of run_cache holds medium pools of pool_bytes. */
-static unsigned run_size_index(uint32_t pool_bytes)
+/* Which list of run_cache holds the pools of medium class c: by their
+ * pages, 4 << i. */
+static unsigned run_size_index(unsigned c)
 {
-    return (unsigned)__builtin_ctz(pool_bytes >> OBMI_POOL_SHIFT) - 2;
-}
-
-static uint32_t class_pages(unsigned c)
-{
-    return obmi_classes[c].pool_bytes >> OBMI_POOL_SHIFT;
+    return (unsigned)__builtin_ctz(obmi_class_pages(c)) - 2;
 }
 
 /* A pool for class c: from the heap's cache (a small pool, or a medium one
  * of the same size), else from the arenas. */
 static obmi_pool *heap_take_pool(obmi_heap *heap, unsigned c)
 {
-    obmi_pool **cache = c < OBMI_NSMALL
-                            ? &heap->cache
-                            : &heap->run_cache[run_size_index(obmi_classes[c].pool_bytes)];
+    obmi_pool **cache = c < OBMI_NSMALL ? &heap->cache : &heap->run_cache[run_size_index(c)];
     obmi_pool *pool = *cache;
     if (pool != NULL) {
         *cache = pool->nextpool;
         if (c < OBMI_NSMALL)
             heap->ncached--;
         else
-            heap->run_cache_pages -= class_pages(c);
+            heap->run_cache_pages -= obmi_class_pages(c);
         return pool;
     }
     obmi_arenas_lock(heap->arenas);
     if (c < OBMI_NSMALL)
         pool = obmi_arenas_take_pool(heap->arenas);
     else
-        pool = obmi_arenas_take_run(heap->arenas, class_pages(c));
+        pool = obmi_arenas_take_run(heap->arenas, obmi_class_pages(c));
     obmi_arenas_decay(heap->arenas);
     obmi_arenas_unlock(heap->arenas);
     heap->counts.pools_from_arenas += pool != NULL;
@@ -286,10 +280,10 @@ static bool heap_cache_pool(obmi_heap *heap, obmi_pool *pool)
         heap->ncached++;
         return true;
     }
-    uint32_t pages = class_pages(pool->szidx);
+    uint32_t pages = obmi_class_pages(pool->szidx);
     if (heap->run_cache_pages + pages > heap_run_cache_limit(heap))
         return false;
-    obmi_pool **cache = &heap->run_cache[run_size_index(obmi_classes[pool->szidx].pool_bytes)];
+    obmi_pool **cache = &heap->run_cache[run_size_index(pool->szidx)];
     obmi_pool_cache_run(pool);
     pool->nextpool = *cache;
     *cache = pool;
@@ -320,7 +314,7 @@ static void heap_shrink_cache(obmi_heap *heap, uint32_t pools, uint32_t pages)
         while (heap->run_cache[i] != NULL && heap->run_cache_pages > pages) {
             obmi_pool *pool = heap->run_cache[i];
             heap->run_cache[i] = pool->nextpool;
-            heap->run_cache_pages -= class_pages(pool->szidx);
+            heap->run_cache_pages -= obmi_class_pages(pool->szidx);
             heap_return_pool(heap, pool);
         }
     }
@@ -336,7 +330,7 @@ static void heap_give_back_pool(obmi_heap *heap, obmi_pool *pool)
     heap->counts.pools_returned++;
     heap->npools--;
     if (pool->szidx >= OBMI_NSMALL)
-        heap->run_pages -= class_pages(pool->szidx);
+        heap->run_pages -= obmi_class_pages(pool->szidx);
     if (heap_cache_pool(heap, pool))
         return;
     obmi_arenas_lock(heap->arenas);
@@ -396,7 +390,7 @@ static obmi_pool *pool_empty_to_used(obmi_heap *heap, unsigned c)
     ring_push_front(heap, pool);
     heap->npools++;
     if (c >= OBMI_NSMALL)
-        heap->run_pages += class_pages(c);
+        heap->run_pages += obmi_class_pages(c);
     heap->counts.pools_taken++;
     return pool;
 }
@@ -652,9 +646,9 @@ bool obmi_heap_check(const obmi_heap *heap)
     for (unsigned i = 0; i < OBMI_RUN_SIZES; i++) {
         for (const obmi_pool *p = heap->run_cache[i]; p != NULL; p = p->nextpool) {
             if (p->szidx < OBMI_NSMALL || p->szidx >= OBMI_NCLASSES ||
-                run_size_index(obmi_classes[p->szidx].pool_bytes) != i)
+                run_size_index(p->szidx) != i)
                 return false;
-            pages += class_pages(p->szidx);
+            pages += obmi_class_pages(p->szidx);
             if (pages > heap->run_cache_pages || p->state != OBMI_POOL_EMPTY || !obmi_pool_check(p))
                 return false;
         }

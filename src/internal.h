@@ -99,6 +99,12 @@ static inline size_t obmi_class_size(unsigned c)
     return obmi_classes[c].size;
 }
 
+/* The pages of a pool of class c: 1 for a small class, 4..64 a medium. */
+static inline unsigned obmi_class_pages(unsigned c)
+{
+    return obmi_classes[c].pool_bytes >> OBMI_POOL_SHIFT;
+}
+
 /* A class read without a lock from a header that may be stale: one that
  * indexes the table. */
 static inline unsigned obmi_class_bounded(unsigned c)
@@ -130,11 +136,17 @@ static inline obmi_arena *obmi_pool_arena(const void *pool)
     return obmi_arena_map_lookup(pool);
 }
 
+/* The index in arena ao of the page p lies in. */
+static inline unsigned obmi_arena_page(const obmi_arena *ao, const void *p)
+{
+    return (unsigned)(((uintptr_t)p - ao->base) >> OBMI_POOL_SHIFT);
+}
+
 /* The pool whose pages hold p, p in arena ao: p's page, or for a page of
  * a medium pool past its first, the page the pool starts at. */
 static inline obmi_pool *obmi_pool_containing(const obmi_arena *ao, const void *p)
 {
-    unsigned page = (unsigned)(((uintptr_t)p - ao->base) >> OBMI_POOL_SHIFT);
+    unsigned page = obmi_arena_page(ao, p);
     unsigned start = atomic_load_explicit(&ao->pool_start[page], memory_order_relaxed);
     return (obmi_pool *)(ao->base + ((uintptr_t)start << OBMI_POOL_SHIFT));
 }

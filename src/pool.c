@@ -64,7 +64,7 @@ static unsigned pages_carved(const obmi_pool *pool)
 void obmi_pool_cache_run(obmi_pool *pool)
 {
     obmi_arena *ao = obmi_pool_arena(pool);
-    unsigned at = (unsigned)(((uintptr_t)pool - ao->base) >> OBMI_POOL_SHIFT);
+    unsigned at = obmi_arena_page(ao, pool);
     unsigned touched = pages_carved(pool);
     if (touched > ao->run_carved[at])
         ao->run_carved[at] = (uint8_t)touched;
@@ -81,12 +81,12 @@ void obmi_pool_cache_run(obmi_pool *pool)
 unsigned obmi_pool_clear_pages(obmi_pool *pool)
 {
     obmi_arena *ao = obmi_pool_arena(pool);
-    unsigned at = (unsigned)(((uintptr_t)pool - ao->base) >> OBMI_POOL_SHIFT);
+    unsigned at = obmi_arena_page(ao, pool);
     unsigned touched = pages_carved(pool); /* before set_empty clears carved */
     if (ao->run_carved[at] > touched)
         touched = ao->run_carved[at];
     ao->run_carved[at] = 0;
-    unsigned npages = obmi_classes[pool->szidx].pool_bytes >> OBMI_POOL_SHIFT;
+    unsigned npages = obmi_class_pages(pool->szidx);
     for (unsigned i = 1; i < npages; i++) {
         obmi_pool *page = (obmi_pool *)((char *)pool + ((uintptr_t)i << OBMI_POOL_SHIFT));
         obmi_track_open(page, sizeof *page); /* a page's header is always accessible */
